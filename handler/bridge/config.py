@@ -1,0 +1,65 @@
+"""The function's settings, read from its environment once per cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+ANY = "*"
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    """A setting, with its default when unset or blank (SAM passes empty parameters as "")."""
+    return env.get(name, "").strip() or default
+
+
+def _csv(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _labels(value: str) -> frozenset[str] | None:
+    """A comma-separated allow list, casefolded; None means "any" (the list holds `*`)."""
+    labels = _csv(value)
+    return None if ANY in labels else frozenset(label.casefold() for label in labels)
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    ssm_prefix: str
+    devin_api_base_url: str
+    event_types: frozenset[str]
+    priorities: frozenset[str] | None
+    urgencies: frozenset[str] | None
+    playbook_id: str | None
+    ledger_retention_days: int
+    secrets_max_age: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        table_name = _get(env, "TABLE_NAME", "")
+        if not table_name:
+            raise ConfigurationError("TABLE_NAME is not set")
+        prefix = "/" + _get(env, "SSM_PARAMETER_PREFIX", "/pagerduty-postmortem").strip("/")
+        try:
+            retention_days = int(_get(env, "LEDGER_RETENTION_DAYS", "90"))
+            # Powertools' own variable; its default of 5 s would mean an SSM call every few requests.
+            max_age = int(_get(env, "POWERTOOLS_PARAMETERS_MAX_AGE", "300"))
+        except ValueError as error:
+            raise ConfigurationError(
+                "LEDGER_RETENTION_DAYS and POWERTOOLS_PARAMETERS_MAX_AGE must be integers"
+            ) from error
+        return cls(
+            table_name=table_name,
+            ssm_prefix=prefix,
+            devin_api_base_url=_get(env, "DEVIN_API_BASE_URL", "https://api.devin.ai").rstrip("/"),
+            event_types=_csv(_get(env, "EVENT_TYPES", "incident.resolved")),
+            priorities=_labels(_get(env, "PRIORITIES", "P1,P2")),
+            urgencies=_labels(_get(env, "URGENCIES", "high")),
+            playbook_id=_get(env, "DEVIN_PLAYBOOK_ID", "") or None,
+            ledger_retention_days=max(retention_days, 1),
+            secrets_max_age=max(max_age, 0),
+        )

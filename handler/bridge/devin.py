@@ -1,0 +1,183 @@
+"""A small Devin v3 API client: create a session, find one by tag, retry what is safe to retry, within a deadline."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from .prompt import SessionRequest
+
+
+class DevinError(Exception):
+    """Base of what the Devin API can do to a call. Messages never hold the API key."""
+
+
+class DevinUnavailable(DevinError):
+    """Nothing was created: the API refused with 429/5xx, or could not be reached, until time or tries ran out."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DevinRejected(DevinError):
+    """Nothing was created: a 4xx other than 429 (credentials, permissions, the request) that an operator must fix."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"Devin API rejected the request with HTTP {status}")
+        self.status = status
+
+
+class DevinOutcomeUnknown(DevinError):
+    """The create request was sent but its answer was lost or unreadable: a session may exist."""
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    url: str | None
+
+
+# Statuses worth another try. The docs publish no rate limits and do not say whether 429 carries Retry-After
+# (UNCONFIRMED), so both are handled.
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+def _retry_after(response: requests.Response, clock: Callable[[], float] = time.time) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - clock(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _not_sent(error: requests.RequestException) -> bool:
+    """True when the request cannot have reached Devin (refused, DNS, connect timeout): safe to resend a create."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)  # requests wraps urllib3's MaxRetryError
+    return isinstance(error, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
+def _session(document: Any) -> Session | None:
+    if not isinstance(document, dict):
+        return None
+    session_id = document.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        return None
+    url = document.get("url")
+    return Session(session_id=session_id, url=url if isinstance(url, str) else None)
+
+
+class DevinClient:
+    """Calls within `deadline` (a `clock()` value): it never starts an attempt it cannot finish in time."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        org_id: str,
+        http: requests.Session,
+        *,
+        max_attempts: int = 4,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 4.0,
+        min_attempt_time: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._sessions_url = f"{base_url}/v3/organizations/{org_id}/sessions"
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._http = http
+        self._max_attempts = max_attempts
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._min_attempt_time = min_attempt_time
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+
+    def __repr__(self) -> str:
+        return f"DevinClient({self._sessions_url!r})"
+
+    def create_session(self, request: SessionRequest, deadline: float) -> Session:
+        response = self._call("POST", self._sessions_url, deadline, json=request.body(), idempotent=False)
+        session = _session(_json(response))
+        if session is None:
+            raise DevinOutcomeUnknown(f"Devin answered HTTP {response.status_code} without a readable session id")
+        return session
+
+    def find_session(self, tag: str, deadline: float) -> Session | None:
+        """The oldest session carrying `tag`, or None."""
+        response = self._call("GET", self._sessions_url, deadline, params={"tags": tag, "first": 100}, idempotent=True)
+        document = _json(response)
+        items = document.get("items") if isinstance(document, dict) else None
+        if not isinstance(items, list):
+            raise DevinUnavailable("Devin's session list was unreadable")
+        # Filter again here: if the API ignored the filter, a wrong match would hide a missing session.
+        tagged = [item for item in items if isinstance(item, dict) and tag in (item.get("tags") or [])]
+        tagged.sort(key=lambda item: item.get("created_at") if isinstance(item.get("created_at"), int) else 0)
+        sessions = [session for session in map(_session, tagged) if session is not None]
+        return sessions[0] if sessions else None
+
+    def _call(self, method: str, url: str, deadline: float, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+        retry_after: float | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            remaining = deadline - self._clock()
+            if remaining < self._min_attempt_time:
+                break
+            try:
+                response = self._http.request(
+                    method,
+                    url,
+                    headers=self._headers,
+                    timeout=(min(self._connect_timeout, remaining), min(self._read_timeout, remaining)),
+                    **kwargs,
+                )
+            except requests.RequestException as error:
+                if not (idempotent or _not_sent(error)):
+                    raise DevinOutcomeUnknown(f"no answer from Devin after sending: {type(error).__name__}") from error
+                retry_after = None
+            else:
+                if response.status_code < 300:
+                    return response
+                if response.status_code not in RETRYABLE:
+                    raise DevinRejected(response.status_code)
+                retry_after = _retry_after(response)
+            if attempt == self._max_attempts:
+                break
+            wait = retry_after if retry_after is not None else self._backoff(attempt)
+            if self._clock() + wait + self._min_attempt_time > deadline:
+                break
+            self._sleep(wait)
+        raise DevinUnavailable(
+            "Devin API unavailable", retry_after=int(retry_after + 0.999) if retry_after is not None else None
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: spreads a burst of deliveries retrying against the same rate limit.
+        return self._jitter() * min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

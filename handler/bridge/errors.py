@@ -1,0 +1,47 @@
+"""Named failures, each carrying the HTTP answer it maps to, so app.py maps them in one place."""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """A failure with a planned HTTP answer. The message is safe to send back: it never holds a secret."""
+
+    status_code = 500
+    retry_after: int | None = None
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class BadRequest(BridgeError):
+    """The request was authenticated (or could not even be read) but is not a PagerDuty v3 delivery."""
+
+    status_code = 400
+
+
+class Unauthorized(BridgeError):
+    """The signature or the shared webhook secret is missing or wrong."""
+
+    status_code = 401
+
+
+class ConfigurationError(BridgeError):
+    """An operator must fix the deployment (a missing setting or secret); PagerDuty's retries wait for it."""
+
+    status_code = 500
+
+
+class Unavailable(BridgeError):
+    """A dependency failed in a way a later delivery can get past; PagerDuty retries 503 for up to 48 hours."""
+
+    status_code = 503
+    retry_after = 30
+
+
+class IncidentInFlight(BridgeError):
+    """Another delivery for the same incident holds the claim right now."""
+
+    status_code = 429
