@@ -1,0 +1,1 @@
+"""Local development helpers: stand-ins for the services the Lambda talks to."""

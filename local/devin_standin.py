@@ -1,0 +1,454 @@
+"""A stand-in for the Devin v3 sessions API on 127.0.0.1, with scripted faults, for tests and local dev.
+
+It speaks the three calls the Lambda makes (create, list by tag, get) over real HTTP/1.1 keep-alive
+connections, keeps every request and session in memory for assertions, and misbehaves on cue:
+`standin.enqueue(Fault.status(503, retry_after="2"), Fault.create_then_reset())`.
+
+    python -m local.devin_standin --port 8081 --api-key cog_local --org-id org-local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_COLLECTION = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/?$")
+_ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?$")
+_JSON = "application/json"
+_PROBLEM = "application/problem+json"
+_PROMPT_MISSING = {"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}
+_BAD_FIRST = {"detail": [{"loc": ["query", "first"], "msg": "Input should be 1..200", "type": "int_parsing"}]}
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def _problem(status: int, detail: str) -> bytes:
+    """An RFC 9457 ProblemDetail body, the shape v3 uses for its errors."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the stand-in received it; header names are lowercased."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, used up by one create (or list) call. Build it with the class methods."""
+
+    process: bool = True  # do the real work first: a create makes its session, a list reads its page
+    wait_before: float = 0.0
+    wait_after: float = 0.0
+    drop: bool = False  # reset the connection instead of answering
+    status_code: int | None = None  # None: the real answer's status
+    body: bytes | None = None  # None: the real answer's JSON, or a ProblemDetail when there is none
+    content_type: str = _JSON
+    headers: tuple[tuple[str, str], ...] = ()
+    omit: tuple[str, ...] = ()  # keys left out of the real answer's JSON
+
+    @classmethod
+    def status(
+        cls,
+        code: int,
+        body: bytes | dict[str, Any] | list[Any] | None = None,
+        *,
+        retry_after: str | int | None = None,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        create: bool = False,
+    ) -> Fault:
+        """Answer `code` with `body` (default: a ProblemDetail, or the session itself when create=True)."""
+        extra = dict(headers or {})
+        if retry_after is not None:
+            extra["Retry-After"] = str(retry_after)
+        raw = body if isinstance(body, bytes | None) else json.dumps(body).encode()
+        # A non-JSON error body is usually a load balancer's HTML page.
+        guessed = "text/html; charset=utf-8" if isinstance(body, bytes) else _JSON
+        return cls(
+            process=create,
+            status_code=code,
+            body=raw,
+            content_type=content_type or guessed,
+            headers=tuple(extra.items()),
+        )
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Answer normally after `seconds`; the session is made after the wait."""
+        return cls(wait_before=seconds)
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Reset the connection without doing anything."""
+        return cls(process=False, drop=True)
+
+    @classmethod
+    def create_then_reset(cls) -> Fault:
+        """Make the session, then reset the connection: the caller cannot know it worked."""
+        return cls(drop=True)
+
+    @classmethod
+    def create_then_hang(cls, seconds: float) -> Fault:
+        """Make the session, then answer only after `seconds`, so the caller times out first."""
+        return cls(wait_after=seconds)
+
+    @classmethod
+    def bad_body_created(cls) -> Fault:
+        """Make the session and answer 201 with JSON cut short, as a proxy that drops the tail would."""
+        return cls(status_code=201, body=b'{"session_id": "devin-')
+
+    @classmethod
+    def missing_id_created(cls) -> Fault:
+        """Make the session and answer 201 with its JSON minus session_id."""
+        return cls(status_code=201, omit=("session_id",))
+
+
+_NORMAL = Fault()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of concurrent creates should not wait on SYN retries
+
+    def __init__(self, address: tuple[str, int], standin: DevinStandIn) -> None:
+        super().__init__(address, _Handler)
+        self.standin = standin
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Tracked in the accept loop, not the handler thread, so no connection accepted before
+        # shutdown() can escape close_connections().
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        # shutdown() rather than close(): the handler thread sees EOF and closes the socket it owns.
+        with self._open_lock:
+            open_now = list(self._open)
+        for conn in open_now:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up, and connections cut by stop() or a reset fault, are part of the job.
+        if not isinstance(sys.exception(), OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections as they would with the real API
+    # Headers and body leave in two writes; with Nagle the second waits out the client's delayed ACK.
+    disable_nagle_algorithm = True
+    timeout = 60  # an idle keep-alive connection should not hold a thread for ever
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        standin = self.server.standin
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        standin._record(RecordedRequest(self.command, url.path, query, headers, body))
+        if not standin._pause(standin.latency):
+            return self._drop()
+
+        if match := _COLLECTION.match(url.path):
+            allowed: tuple[str, ...] = ("GET", "POST")
+        elif match := _ITEM.match(url.path):
+            allowed = ("GET",)
+        else:
+            return self._send(404, _problem(404, f"No route for {url.path}"), _PROBLEM)
+        if self.command not in allowed:
+            detail = f"{self.command} is not allowed here"
+            return self._send(405, _problem(405, detail), _PROBLEM, (("Allow", ", ".join(allowed)),))
+        if refusal := standin._refusal(self.headers.get("Authorization"), match["org"]):
+            return self._send(*refusal)
+
+        org, sid = match["org"], match.groupdict().get("sid")
+        if sid is not None:
+            session = standin._find(org, sid)
+            if session is None:
+                return self._send(404, _problem(404, f"Session {sid} not found"), _PROBLEM)
+            return self._send(200, json.dumps(session).encode())
+        if self.command == "POST":
+            return self._serve(standin._create_faults, lambda: standin._create(org, body))
+        return self._serve(standin._list_faults, lambda: standin._list(org, query))
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self, faults: deque[Fault], work: Callable[[], Answer]) -> None:
+        standin = self.server.standin
+        fault = standin._next_fault(faults) or _NORMAL
+        if not standin._pause(fault.wait_before):
+            return self._drop()
+        status, payload = work() if fault.process else (fault.status_code or 500, None)
+        if payload is not None and status >= 400:
+            # The real API would reject this request; no script makes it accept one.
+            return self._send(status, json.dumps(payload).encode())
+        if not standin._pause(fault.wait_after) or fault.drop:
+            return self._drop()
+        status = fault.status_code or status
+        if fault.body is not None:
+            self._send(status, fault.body, fault.content_type, fault.headers)
+        elif payload is not None:
+            kept = {key: value for key, value in payload.items() if key not in fault.omit}
+            self._send(status, json.dumps(kept).encode(), _JSON, fault.headers)
+        else:
+            problem = _problem(status, "Fault injected by the Devin stand-in")
+            self._send(status, problem, _PROBLEM, fault.headers)
+
+    def _send(
+        self, status: int, body: bytes, content_type: str = _JSON, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        # Always: a keep-alive client needs it to know where the answer ends.
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _drop(self) -> None:
+        # SO_LINGER 0 turns close into a TCP reset: the client sees the connection die mid-request.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+class DevinStandIn:
+    """A Devin v3 sessions API on a local port that records requests, keeps sessions and misbehaves on cue."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        org_id: str | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.api_key, self.org_id, self.latency = api_key, org_id, latency
+        self.requests: list[RecordedRequest] = []
+        self.sessions: list[dict[str, Any]] = []
+        self._create_faults: deque[Fault] = deque()
+        self._list_faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> DevinStandIn:
+        """Bind (port 0 picks a free one) and serve from a daemon thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"devin-standin:{self.port}",
+            daemon=True,
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the port and every open connection; safe to call twice."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes handlers waiting out a delay or a hang
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+
+    def __enter__(self) -> DevinStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def create_requests(self) -> list[RecordedRequest]:
+        """The create-session calls received, in order."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and _COLLECTION.match(r.path)]
+
+    def enqueue(self, *faults: Fault) -> None:
+        """Script the next create calls, one fault each, in order; after them creates behave normally.
+
+        Only calls that pass the auth checks take a fault, and a create the real API would reject (422)
+        is rejected whatever its fault says.
+        """
+        with self._lock:
+            self._create_faults.extend(faults)
+
+    def enqueue_list(self, *faults: Fault) -> None:
+        """Script the next list calls, one fault each, in order."""
+        with self._lock:
+            self._list_faults.extend(faults)
+
+    def reset(self) -> None:
+        """Forget requests, sessions and scripted faults (in place, so held references see it)."""
+        with self._lock:
+            self.requests.clear()
+            self.sessions.clear()
+            self._create_faults.clear()
+            self._list_faults.clear()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_fault(self, faults: deque[Fault]) -> Fault | None:
+        with self._lock:
+            return faults.popleft() if faults else None
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless stop() comes first; False means the stand-in is stopping."""
+        return seconds <= 0 or not self._stopping.wait(seconds)
+
+    def _refusal(self, authorization: str | None, org: str) -> tuple[int, bytes, str] | None:
+        if self.api_key is not None:
+            scheme, _, token = (authorization or "").partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != self.api_key:
+                return 401, _problem(401, "Missing or invalid API key"), _PROBLEM
+        if self.org_id is not None and org != self.org_id:
+            return 403, _problem(403, f"This credential has no access to organization {org}"), _PROBLEM
+        return None
+
+    def _find(self, org: str, session_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = (s for s in self.sessions if s["org_id"] == org and s["session_id"] == session_id)
+            return next(found, None)
+
+    def _create(self, org: str, body: bytes) -> Answer:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        prompt = data.get("prompt") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(prompt, str) or not prompt.strip():
+            return 422, _PROMPT_MISSING
+        session_id = f"devin-{uuid.uuid4().hex}"
+        now = int(time.time())
+        session = {
+            "session_id": session_id,
+            "url": f"https://app.devin.ai/sessions/{session_id}",
+            "status": "new",
+            "title": data.get("title"),
+            "tags": data.get("tags") or [],
+            "playbook_id": data.get("playbook_id"),
+            "org_id": org,
+            "created_at": now,
+            "updated_at": now,
+            "acus_consumed": 0,
+            "pull_requests": [],
+            "is_archived": False,
+        }
+        with self._lock:
+            self.sessions.append(session)
+        return 200, session
+
+    def _list(self, org: str, query: dict[str, list[str]]) -> Answer:
+        wanted = query.get("tags", [])
+        try:
+            first = int(query.get("first", ["100"])[-1])
+        except ValueError:
+            first = 0
+        if not 1 <= first <= 200:
+            return 422, _BAD_FIRST
+        with self._lock:
+            matched = [s for s in self.sessions if s["org_id"] == org and all(t in (s["tags"] or []) for t in wanted)]
+        after = query.get("after", [""])[-1]
+        start = next((i + 1 for i, s in enumerate(matched) if s["session_id"] == after), 0) if after else 0
+        page = matched[start : start + first]
+        more = start + first < len(matched)
+        end_cursor = page[-1]["session_id"] if more and page else None
+        return 200, {"items": page, "end_cursor": end_cursor, "has_next_page": more, "total": len(matched)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the stand-in until Ctrl-C (or SIGTERM, as `docker stop` sends)."""
+    parser = argparse.ArgumentParser(prog="python -m local.devin_standin", description="Stand-in Devin v3 API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081, help="0 picks a free port")
+    parser.add_argument("--api-key", help="require this Bearer token (default: accept any)")
+    parser.add_argument("--org-id", help="answer 403 for any other organization (default: accept any)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    args = parser.parse_args(argv)
+    stop_signals = {signal.SIGINT, signal.SIGTERM}  # SIGTERM is what `docker stop` sends
+    masks = hasattr(signal, "pthread_sigmask")  # not on Windows
+    if masks:
+        # Blocked before start() so every thread inherits the mask and only sigwait() takes them: a second
+        # Ctrl-C, or the same signal sent to the whole process group, cannot then break the clean stop.
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    standin = DevinStandIn(
+        host=args.host, port=args.port, api_key=args.api_key, org_id=args.org_id, latency=args.latency
+    ).start()
+    sessions_url = f"{standin.base_url}/v3/organizations/{args.org_id or '<org_id>'}/sessions"
+    print(f"Devin stand-in listening on {standin.base_url} (POST {sessions_url}); Ctrl-C stops", flush=True)
+    try:
+        if masks:
+            signal.sigwait(stop_signals)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

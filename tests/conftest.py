@@ -1,0 +1,168 @@
+"""Shared fixtures: moto for SSM and DynamoDB (the table built from template.yaml), a stand-in Devin API on
+127.0.0.1, and the real lambda_handler behind a small `invoke` helper."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.devin_standin import DevinStandIn
+from scripts.make_events import TEST_SIGNING_SECRET
+from tests.support.template import create_ledger_table
+
+TABLE = "ledger"
+PREFIX = "/pagerduty-postmortem"
+DEVIN_KEY = "cog_test_key_0123456789abcdef"
+DEVIN_ORG = "org-test123"
+WEBHOOK_SECRET = "test-webhook-secret"
+REGION = "us-east-1"
+
+
+@dataclass
+class FakeContext:
+    """The parts of LambdaContext that Powertools and the handler read."""
+
+    remaining_ms: int = 25_000
+    function_name: str = "PagerDutyPostmortemFunction"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:PagerDutyPostmortemFunction"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name: str = "/aws/lambda/PagerDutyPostmortemFunction"
+    log_stream_name: str = "2026/11/27/[$LATEST]test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with fake credentials and without any endpoint override: nothing can reach AWS."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+
+@pytest.fixture
+def devin() -> Iterator[DevinStandIn]:
+    with DevinStandIn(api_key=DEVIN_KEY, org_id=DEVIN_ORG) as standin:
+        yield standin
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        create_ledger_table(aws_client("dynamodb"), TABLE)
+        yield
+
+
+def aws_client(service: str) -> Any:
+    """A client on a session of its own, so that `aws_calls` records only what the handler does."""
+    return boto3.session.Session(region_name=REGION).client(service)
+
+
+def put_parameter(name: str, value: str, secure: bool = True) -> None:
+    aws_client("ssm").put_parameter(
+        Name=f"{PREFIX}/{name}", Value=value, Type="SecureString" if secure else "String", Overwrite=True
+    )
+
+
+def delete_parameter(name: str) -> None:
+    aws_client("ssm").delete_parameter(Name=f"{PREFIX}/{name}")
+
+
+@pytest.fixture
+def secrets(aws: None) -> None:
+    """The parameters a normal deployment has: Devin credentials and the PagerDuty signing secret."""
+    put_parameter("devin-api-key", DEVIN_KEY)
+    put_parameter("devin-org-id", DEVIN_ORG, secure=False)
+    put_parameter("pagerduty-signing-secret", TEST_SIGNING_SECRET)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, devin: DevinStandIn) -> None:
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    monkeypatch.setenv("SSM_PARAMETER_PREFIX", PREFIX)
+    monkeypatch.setenv("DEVIN_API_BASE_URL", devin.base_url)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "pagerduty-postmortem")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PagerDutyPostmortem")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    for name in ("EVENT_TYPES", "PRIORITIES", "URGENCIES", "DEVIN_PLAYBOOK_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def handler_module(env: None, secrets: None) -> Iterator[Any]:
+    """The real handler/app.py, with its cached clients and parameters dropped so each test starts cold."""
+    import app
+    from aws_lambda_powertools.utilities import parameters
+
+    app.dependencies.cache_clear()
+    parameters.clear_caches()
+    yield app
+    app.dependencies.cache_clear()
+    parameters.clear_caches()
+
+
+@pytest.fixture
+def invoke(handler_module: Any):  # noqa: ANN201 - returns the helper below
+    """Call lambda_handler with an API Gateway event; returns the decoded answer."""
+
+    def call(event: dict[str, Any], context: FakeContext | None = None) -> Answer:
+        result = handler_module.lambda_handler(event, context or FakeContext())
+        body = result.get("body") or "{}"
+        return Answer(result["statusCode"], json.loads(body), dict(result.get("headers") or {}))
+
+    return call
+
+
+@pytest.fixture
+def aws_calls(handler_module: Any) -> list[str]:
+    """Every AWS API call the handler's clients make, as "service.Operation", in order."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(f"{model.service_model.service_name}.{model.name}")
+
+    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+    session.events.register("before-call", record)
+    yield calls
+    session.events.unregister("before-call", record)
+
+
+def ledger_item(incident_id: str) -> dict[str, Any] | None:
+    """The ledger item as plain Python values, or None."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    raw = aws_client("dynamodb").get_item(TableName=TABLE, Key={"incident_id": {"S": incident_id}})
+    item = raw.get("Item")
+    return None if item is None else {k: TypeDeserializer().deserialize(v) for k, v in item.items()}
+
+
+def ledger_items() -> list[dict[str, Any]]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    items = aws_client("dynamodb").scan(TableName=TABLE)["Items"]
+    return [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in items]

@@ -1,0 +1,375 @@
+"""Checks the Devin stand-in from a real client on 127.0.0.1: the API it imitates, its faults, its lifecycle.
+
+Other tests trust this server to fail exactly as scripted, so each fault is observed as `requests` sees it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from local.devin_standin import DevinStandIn, Fault
+
+KEY = "cog_test_key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+ORG = "org-test"
+TAG = "pd-incident-Q1ABC2"
+
+
+@pytest.fixture
+def standin() -> Iterator[DevinStandIn]:
+    with DevinStandIn(api_key=KEY, org_id=ORG) as server:
+        yield server
+
+
+@pytest.fixture
+def api() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.headers.update(AUTH)
+        yield session
+
+
+def _sessions_url(standin: DevinStandIn, org: str = ORG) -> str:
+    return f"{standin.base_url}/v3/organizations/{org}/sessions"
+
+
+def _create(api: requests.Session, standin: DevinStandIn, timeout: float = 5, **body: Any) -> requests.Response:
+    payload = {"prompt": "Draft a postmortem", "tags": ["pagerduty", TAG], **body}
+    return api.post(_sessions_url(standin), json=payload, timeout=timeout)
+
+
+def _list_ids(api: requests.Session, standin: DevinStandIn, *tags: str) -> list[str]:
+    answer = api.get(_sessions_url(standin), params={"tags": list(tags)}, timeout=5)
+    answer.raise_for_status()
+    return [item["session_id"] for item in answer.json()["items"]]
+
+
+# The API the Lambda calls
+
+
+def test_create_answers_a_new_session_and_records_the_request(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = _create(api, standin, title="Postmortem: Q1ABC2", playbook_id="playbook-pm")
+
+    assert answer.status_code == 200
+    session = answer.json()
+    assert session["session_id"].startswith("devin-") and len(session["session_id"]) == len("devin-") + 32
+    assert session["url"] == f"https://app.devin.ai/sessions/{session['session_id']}"
+    assert session["status"] == "new" and session["org_id"] == ORG
+    assert session["tags"] == ["pagerduty", TAG] and session["playbook_id"] == "playbook-pm"
+    assert isinstance(session["created_at"], int) and session["pull_requests"] == []
+    assert standin.sessions == [session]
+    [recorded] = standin.create_requests()
+    assert recorded.headers["authorization"] == f"Bearer {KEY}"
+    assert recorded.json()["title"] == "Postmortem: Q1ABC2"
+
+
+def test_get_returns_the_created_session(standin: DevinStandIn, api: requests.Session) -> None:
+    created = _create(api, standin).json()
+
+    answer = api.get(f"{_sessions_url(standin)}/{created['session_id']}", timeout=5)
+
+    assert answer.status_code == 200 and answer.json() == created
+
+
+def test_get_unknown_session_is_a_404_problem(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.get(f"{_sessions_url(standin)}/devin-{'0' * 32}", timeout=5)
+
+    assert answer.status_code == 404
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["status"] == 404
+
+
+def test_list_by_tag_returns_only_sessions_carrying_every_tag(standin: DevinStandIn, api: requests.Session) -> None:
+    # GIVEN one session for our incident and one for another
+    ours = _create(api, standin).json()["session_id"]
+    _create(api, standin, tags=["pagerduty", "pd-incident-OTHER"])
+
+    # THEN only ours matches both tags, and a tag nobody has matches nothing
+    assert _list_ids(api, standin, "pagerduty", TAG) == [ours]
+    assert _list_ids(api, standin, "pd-incident-NONE") == []
+    assert len(_list_ids(api, standin)) == 2
+
+
+def test_list_answers_a_page_envelope(standin: DevinStandIn, api: requests.Session) -> None:
+    _create(api, standin)
+
+    page = api.get(_sessions_url(standin), params={"tags": TAG}, timeout=5).json()
+
+    assert page["total"] == 1 and page["has_next_page"] is False and page["end_cursor"] is None
+
+
+def test_missing_prompt_is_a_422(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.post(_sessions_url(standin), json={"title": "no prompt"}, timeout=5)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "prompt"]
+    assert standin.sessions == []
+
+
+def test_non_json_body_is_a_422(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.post(_sessions_url(standin), data=b"prompt=hello", timeout=5)
+
+    assert answer.status_code == 422 and standin.sessions == []
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer cog_wrong", KEY], ids=["missing", "wrong-key", "no-bearer-scheme"]
+)
+def test_bad_credentials_are_a_401_problem(standin: DevinStandIn, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    answer = requests.post(_sessions_url(standin), json={"prompt": "x"}, headers=headers, timeout=5)
+
+    assert answer.status_code == 401
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    problem = answer.json()
+    assert (problem["type"], problem["title"], problem["status"]) == ("about:blank", "Unauthorized", 401)
+    assert standin.sessions == []
+
+
+def test_another_org_is_a_403_problem(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.post(_sessions_url(standin, org="org-someone-else"), json={"prompt": "x"}, timeout=5)
+
+    assert answer.status_code == 403 and answer.json()["title"] == "Forbidden"
+
+
+def test_unknown_path_is_a_404(standin: DevinStandIn, api: requests.Session) -> None:
+    assert api.get(f"{standin.base_url}/v1/sessions", timeout=5).status_code == 404
+
+
+def test_unsupported_method_is_a_405(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.delete(_sessions_url(standin), timeout=5)
+
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, POST"
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(standin: DevinStandIn) -> None:
+    conn = http.client.HTTPConnection(standin.host, standin.port, timeout=5)
+    try:
+        for _ in range(3):
+            conn.request("GET", _sessions_url(standin).removeprefix(standin.base_url), headers=AUTH)
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200 and not answer.will_close
+    finally:
+        conn.close()
+
+
+# Faults, as the client sees them
+
+
+def test_status_fault_answers_its_status_and_retry_after_without_creating(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    standin.enqueue(Fault.status(503, retry_after="2"))
+
+    answer = _create(api, standin)
+
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    assert answer.json()["status"] == 503
+    assert standin.sessions == [] and len(standin.create_requests()) == 1
+
+
+def test_status_fault_can_answer_a_body_that_is_not_json(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue(Fault.status(502, body=b"<html>oops</html>"))
+
+    answer = _create(api, standin)
+
+    assert answer.status_code == 502 and answer.content == b"<html>oops</html>"
+    with pytest.raises(requests.JSONDecodeError):
+        answer.json()
+
+
+def test_2xx_status_fault_creates_a_session_only_when_asked(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue(Fault.status(200), Fault.status(201, create=True))
+
+    bare, created = _create(api, standin), _create(api, standin)
+
+    # A bare 2xx answers a body without session_id and makes nothing; create=True answers the real session.
+    assert bare.status_code == 200 and "session_id" not in bare.json()
+    assert created.status_code == 201 and created.json() == standin.sessions[0]
+    assert len(standin.sessions) == 1
+
+
+def test_reset_fault_is_a_connection_error_and_creates_nothing(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue(Fault.reset())
+
+    with pytest.raises(requests.ConnectionError):
+        _create(api, standin)
+
+    assert standin.sessions == []
+
+
+def test_create_then_reset_is_a_connection_error_yet_the_session_exists(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    standin.enqueue(Fault.create_then_reset())
+
+    # WHEN the create call dies without an answer
+    with pytest.raises(requests.ConnectionError):
+        _create(api, standin)
+
+    # THEN a list by the incident tag still finds the session it made
+    assert _list_ids(api, standin, TAG) == [standin.sessions[0]["session_id"]]
+
+
+def test_create_then_hang_times_out_the_client_yet_the_session_exists(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    standin.enqueue(Fault.create_then_hang(30))
+
+    with pytest.raises(requests.ReadTimeout):
+        _create(api, standin, timeout=0.3)
+
+    assert len(standin.sessions) == 1
+
+
+def test_delay_fault_answers_normally_after_the_delay(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue(Fault.delay(0.3))
+
+    started = time.monotonic()
+    answer = _create(api, standin)
+
+    assert time.monotonic() - started >= 0.3
+    assert answer.status_code == 200 and len(standin.sessions) == 1
+
+
+def test_bad_body_created_answers_201_that_does_not_parse_but_creates(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    standin.enqueue(Fault.bad_body_created())
+
+    answer = _create(api, standin)
+
+    assert answer.status_code == 201
+    with pytest.raises(requests.JSONDecodeError):
+        answer.json()
+    assert len(standin.sessions) == 1
+
+
+def test_missing_id_created_answers_201_without_session_id_but_creates(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    standin.enqueue(Fault.missing_id_created())
+
+    answer = _create(api, standin)
+
+    assert answer.status_code == 201 and "session_id" not in answer.json()
+    assert answer.json()["url"] == standin.sessions[0]["url"]
+
+
+def test_faults_apply_in_fifo_order_then_creates_behave_normally(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue(Fault.status(429, retry_after=1), Fault.status(500))
+
+    statuses = [_create(api, standin).status_code for _ in range(3)]
+
+    assert statuses == [429, 500, 200] and len(standin.sessions) == 1
+
+
+def test_list_faults_apply_to_list_calls_only(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue_list(Fault.status(503))
+
+    assert _create(api, standin).status_code == 200
+    assert api.get(_sessions_url(standin), timeout=5).status_code == 503
+    assert api.get(_sessions_url(standin), timeout=5).status_code == 200
+
+
+def test_reset_forgets_requests_sessions_and_faults(standin: DevinStandIn, api: requests.Session) -> None:
+    _create(api, standin)
+    standin.enqueue(Fault.status(500))
+    standin.enqueue_list(Fault.status(500))
+
+    standin.reset()
+
+    assert standin.requests == [] and standin.sessions == []
+    assert _create(api, standin).status_code == 200
+    assert api.get(_sessions_url(standin), timeout=5).status_code == 200
+
+
+# Concurrency and lifecycle
+
+
+def test_concurrent_creates_are_all_recorded_with_distinct_ids(standin: DevinStandIn) -> None:
+    def create_one(n: int) -> str:
+        with requests.Session() as session:  # one connection per caller, as 30 Lambdas would have
+            session.headers.update(AUTH)
+            return _create(session, standin, title=f"t{n}").json()["session_id"]
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        ids = list(pool.map(create_one, range(30)))
+
+    assert len(set(ids)) == 30
+    assert len(standin.create_requests()) == 30
+    assert {s["session_id"] for s in standin.sessions} == set(ids)
+
+
+def test_latency_delays_answers_without_serialising_them() -> None:
+    with DevinStandIn(latency=0.5) as standin, ThreadPoolExecutor(max_workers=10) as pool:
+        started = time.monotonic()
+        answers = list(pool.map(lambda _: requests.get(_sessions_url(standin), timeout=5), range(10)))
+        elapsed = time.monotonic() - started
+
+    assert all(a.status_code == 200 for a in answers)
+    assert 0.5 <= elapsed < 2.5  # ten answers in series would take 5 s
+
+
+def test_stop_returns_promptly_with_an_open_keep_alive_connection(standin: DevinStandIn, api: requests.Session) -> None:
+    # GIVEN a client holding an idle keep-alive connection, and a request hanging on the server
+    _create(api, standin)
+    standin.enqueue(Fault.create_then_hang(30))
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(_sessions_url(standin), json={"prompt": "x"}, headers=api.headers, timeout=0.2)
+
+    started = time.monotonic()
+    standin.stop()
+
+    assert time.monotonic() - started < 2
+
+
+def test_stop_leaves_the_port_closed(standin: DevinStandIn) -> None:
+    standin.stop()
+
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((standin.host, standin.port), timeout=1).close()
+
+
+def test_stop_twice_is_harmless(standin: DevinStandIn) -> None:
+    standin.stop()
+    standin.stop()
+
+
+@pytest.mark.slow
+def test_main_serves_until_ctrl_c_and_exits_cleanly() -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "local.devin_standin", "--port", "0", "--org-id", ORG]
+    with subprocess.Popen(  # noqa: S603 - a fixed argv of our own
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            # WHEN it says where it listens, it answers there
+            assert proc.stdout is not None
+            listening = re.search(r"http://[\d.]+:\d+", proc.stdout.readline())
+            assert listening, "it did not say where it listens"
+            answer = requests.get(f"{listening[0]}/v3/organizations/{ORG}/sessions", timeout=5)
+            assert answer.status_code == 200
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=5)
+        finally:
+            proc.kill()
+
+    # THEN Ctrl-C ends it without a traceback
+    assert proc.returncode == 0 and stderr == ""
