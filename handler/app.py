@@ -9,6 +9,7 @@ import base64
 import binascii
 import functools
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +36,16 @@ from bridge.signature import authenticate
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+# The template sets the namespace; without one Powertools refuses to flush, and every answer would be lost.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
 app = APIGatewayHttpResolver()
 
 # Kept back from the Devin call for the ledger writes after it.
 LEDGER_RESERVE_SECONDS = 2.0
 # A claim outlives its invocation by this much, so that it never expires while its holder still runs.
 LEASE_MARGIN_SECONDS = 5.0
+# The function's Timeout in template.yaml.
+DEFAULT_TIMEOUT_SECONDS = 25.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,12 @@ def _raw_body() -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
+def _remaining_seconds() -> float:
+    """Time this invocation has left; a caller without a real Lambda context gets the template's timeout."""
+    remaining_ms = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
+    return remaining_ms() / 1000 if callable(remaining_ms) else DEFAULT_TIMEOUT_SECONDS
+
+
 @app.post("/pagerduty")
 def receive_webhook() -> Response:
     deps = dependencies()
@@ -112,7 +122,7 @@ def receive_webhook() -> Response:
     logger.append_keys(incident_id=incident.id)
     if not (credentials.devin_api_key and credentials.devin_org_id):
         raise ConfigurationError("the Devin API key or organization id is not configured")
-    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
+    remaining = _remaining_seconds()
     outcome = start_postmortem(
         incident,
         event,
