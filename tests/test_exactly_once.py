@@ -249,3 +249,20 @@ def test_missing_table_name_is_a_5xx_not_a_crash(invoke, monkeypatch) -> None:
 
     assert answer.status == 500
     assert answer.body == {"message": "TABLE_NAME is not set"}
+
+
+def test_a_failed_lookup_keeps_the_incident_unknown_so_a_later_one_still_finds_the_session(invoke, devin) -> None:
+    # GIVEN a delivery whose create answer was lost
+    devin.enqueue(Fault.create_then_reset())
+    assert deliver(invoke).status == 503
+    # AND a retry during which Devin cannot even list sessions
+    devin.enqueue_list(*[Fault.status(503, retry_after=0)] * 4)
+
+    during_outage = deliver(invoke)
+
+    assert during_outage.status == 503
+    assert ledger_item(INCIDENT)["status"] == "unknown"
+    # WHEN Devin is back THEN the next delivery finds the first session instead of creating a second
+    after = deliver(invoke)
+    assert after.body["session_id"] == devin.sessions[0]["session_id"]
+    assert len(devin.sessions) == 1
