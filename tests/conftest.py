@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,19 @@ def aws_calls(handler_module: Any) -> list[str]:
     session.events.register("before-call", record)
     yield calls
     session.events.unregister("before-call", record)
+
+
+@pytest.fixture
+def logs(handler_module: Any) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The handler's structured log lines so far (Powertools writes JSON to the stream it found at import)."""
+    stream = io.StringIO()
+    previous = handler_module.logger.logger_handler.setStream(stream)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+
+    yield lines
+    handler_module.logger.logger_handler.setStream(previous)
 
 
 def ledger_item(incident_id: str) -> dict[str, Any] | None:
