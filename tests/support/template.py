@@ -1,103 +1,42 @@
-"""Reads template.yaml for tests, so that fixtures are built from the infrastructure they stand in for."""
+"""Reads template.yaml for tests, so that fixtures are built from the infrastructure they stand in for.
+
+The reading itself lives in local/template.py, shared with the local stack; this module keeps the names the
+tests import and the table name tests use.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
+from local.template import (
+    FUNCTION,
+    ROOT,
+    TABLE,
+    TEMPLATE,
+    CloudFormationLoader,
+    create_ledger_table,
+    load_template,
+    resource_properties,
+)
+from local.template import function_environment as _function_environment
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
-
-FUNCTION = "PagerDutyPostmortemFunction"
-TABLE = "LedgerTable"
+__all__ = [
+    "FUNCTION",
+    "ROOT",
+    "TABLE",
+    "TEMPLATE",
+    "TEST_TABLE_NAME",
+    "CloudFormationLoader",
+    "create_ledger_table",
+    "function_environment",
+    "load_template",
+    "resource_properties",
+]
 
 # What a Ref to the ledger table stands for in tests (CloudFormation would generate a name).
 TEST_TABLE_NAME = "ledger"
 
 
-class CloudFormationLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, ...)."""
-
-
-# CloudFormation reads `2010-09-09` as a string; YAML would make it a date.
-CloudFormationLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-
-    if tag_suffix in ("Ref", "Condition"):
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        # The short form is "Resource.Attribute"; the long form is a list.
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """Parses a CloudFormation/SAM template into plain dicts, intrinsics in their long form."""
-    # CloudFormationLoader is a SafeLoader: no arbitrary objects.
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=CloudFormationLoader)  # noqa: S506
-
-
-def resource_properties(name: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
-    template = template if template is not None else load_template()
-    return template["Resources"][name]["Properties"]
-
-
-def create_ledger_table(dynamodb_client: Any, table_name: str) -> None:
-    """Creates the ledger table (e.g. in moto) exactly as template.yaml declares it, TTL included."""
-    props = resource_properties(TABLE)
-    kwargs: dict[str, Any] = {
-        "TableName": table_name,
-        "KeySchema": props["KeySchema"],
-        "AttributeDefinitions": props["AttributeDefinitions"],
-        "BillingMode": props["BillingMode"],
-    }
-    sse = props.get("SSESpecification")
-    if sse:
-        # CloudFormation spells the API's "Enabled" as "SSEEnabled".
-        kwargs["SSESpecification"] = {("Enabled" if key == "SSEEnabled" else key): value for key, value in sse.items()}
-    dynamodb_client.create_table(**kwargs)
-
-    ttl = props["TimeToLiveSpecification"]
-    dynamodb_client.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
-    )
-
-
-def function_environment() -> dict[str, str]:
+def function_environment(template: dict[str, Any] | None = None) -> dict[str, str]:
     """The function's environment as deployed with every parameter at its default."""
-    template = load_template()
-    parameters = template.get("Parameters", {})
-    variables = {
-        **template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}),
-        **resource_properties(FUNCTION, template).get("Environment", {}).get("Variables", {}),
-    }
-
-    def resolve(name: str, value: Any) -> str:
-        if isinstance(value, dict) and set(value) == {"Ref"}:
-            target = value["Ref"]
-            if target in parameters:
-                return str(parameters[target].get("Default", ""))
-            if target == TABLE:
-                return TEST_TABLE_NAME
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ValueError(f"cannot resolve environment variable {name}={value!r} for tests")
-
-    return {name: resolve(name, value) for name, value in variables.items()}
+    return _function_environment(TEST_TABLE_NAME, template)
