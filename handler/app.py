@@ -133,6 +133,7 @@ def receive_webhook() -> Response:
         ),
         deadline=time.monotonic() + remaining - LEDGER_RESERVE_SECONDS,
         lease_seconds=remaining + LEASE_MARGIN_SECONDS,
+        settle_seconds=deps.settings.settle_seconds,
     )
     logger.info(f"postmortem session {outcome.status}", extra={"session_id": outcome.session.session_id})
     _count("SessionStarted" if outcome.status == "started" else "Duplicate")

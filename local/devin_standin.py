@@ -2,9 +2,11 @@
 
 It speaks the three calls the Lambda makes (create, list by tag, get) over real HTTP/1.1 keep-alive
 connections, keeps every request and session in memory for assertions, and misbehaves on cue:
-`standin.enqueue(Fault.status(503, retry_after="2"), Fault.create_then_reset())`.
+`standin.enqueue(Fault.status(503, retry_after="2"), Fault.create_then_reset())`, or at random:
+`DevinStandIn(failure_rate=0.1, failure_seed=7)` fails about one create in ten with a transient fault drawn
+from TRANSIENT_FAULTS (a seeded sequence; `standin.injected` counts what was drawn).
 
-    python -m local.devin_standin --port 8081 --api-key cog_local --org-id org-local
+    python -m local.devin_standin --port 8081 --api-key cog_local --org-id org-local [--failure-rate 0.1]
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import re
 import signal
 import socket
@@ -20,8 +23,8 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,6 +139,32 @@ class Fault:
 _NORMAL = Fault()
 
 
+@dataclass(frozen=True)
+class TransientFault:
+    """One kind of transient failure a random create may get, with its share of the draws."""
+
+    name: str
+    weight: float
+    fault: Fault
+
+
+# What the real API (or what sits in front of it) does now and then that a later try can fix. Waits are a few
+# seconds at most, so a storm with these stays short. The last three create the session and lose the answer:
+# the caller cannot know, and must find the session by tag before creating another.
+TRANSIENT_FAULTS: tuple[TransientFault, ...] = (
+    TransientFault("429 with Retry-After", 2.0, Fault.status(429, retry_after="1")),
+    TransientFault("429 without Retry-After", 2.0, Fault.status(429)),
+    TransientFault("500", 1.0, Fault.status(500)),
+    TransientFault("502 from a proxy", 1.0, Fault.status(502, b"<html><body>502 Bad Gateway</body></html>")),
+    TransientFault("503 with Retry-After", 1.0, Fault.status(503, retry_after="1")),
+    TransientFault("reset before creating", 1.0, Fault.reset()),
+    TransientFault("created, then reset (answer lost)", 1.5, Fault.create_then_reset()),
+    TransientFault("created, 201 cut short (answer lost)", 0.5, Fault.bad_body_created()),
+    # Longer than the function's 10 s read timeout, so it gives up; the caller's own 5 s timeout expires first.
+    TransientFault("created, answer after 11 s (answer lost)", 0.5, Fault.create_then_hang(11.0)),
+)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a burst of concurrent creates should not wait on SYN retries
@@ -211,14 +240,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(404, _problem(404, f"Session {sid} not found"), _PROBLEM)
             return self._send(200, json.dumps(session).encode())
         if self.command == "POST":
-            return self._serve(standin._create_faults, lambda: standin._create(org, body))
-        return self._serve(standin._list_faults, lambda: standin._list(org, query))
+            return self._serve(standin._next_create_fault(), lambda: standin._create(org, body))
+        return self._serve(standin._next_fault(standin._list_faults), lambda: standin._list(org, query))
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
-    def _serve(self, faults: deque[Fault], work: Callable[[], Answer]) -> None:
+    def _serve(self, scripted: Fault | None, work: Callable[[], Answer]) -> None:
         standin = self.server.standin
-        fault = standin._next_fault(faults) or _NORMAL
+        fault = scripted or _NORMAL
         if not standin._pause(fault.wait_before):
             return self._drop()
         status, payload = work() if fault.process else (fault.status_code or 500, None)
@@ -269,11 +298,25 @@ class DevinStandIn:
         api_key: str | None = None,
         org_id: str | None = None,
         latency: float = 0.0,
+        failure_rate: float = 0.0,
+        failure_seed: int | None = None,
+        failure_mix: Sequence[TransientFault] = TRANSIENT_FAULTS,
     ) -> None:
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError("failure_rate must be between 0 and 1")
+        if failure_rate and not any(kind.weight > 0 for kind in failure_mix):
+            raise ValueError("failure_mix needs at least one fault with a positive weight")
         self.host, self.port = host, port
         self.api_key, self.org_id, self.latency = api_key, org_id, latency
+        self.failure_rate = failure_rate
+        self.failure_mix = tuple(failure_mix)
+        # Its own generator: the sequence of draws depends on the seed only, not on whoever else uses `random`.
+        # (Fault injection, not cryptography.)
+        self._failures = random.Random(failure_seed)  # noqa: S311  # nosec B311
         self.requests: list[RecordedRequest] = []
         self.sessions: list[dict[str, Any]] = []
+        # How many creates got each random fault, by TransientFault.name (scripted faults are not counted).
+        self.injected: Counter[str] = Counter()
         self._create_faults: deque[Fault] = deque()
         self._list_faults: deque[Fault] = deque()
         self._lock = threading.Lock()
@@ -342,6 +385,7 @@ class DevinStandIn:
         with self._lock:
             self.requests.clear()
             self.sessions.clear()
+            self.injected.clear()
             self._create_faults.clear()
             self._list_faults.clear()
 
@@ -352,6 +396,19 @@ class DevinStandIn:
     def _next_fault(self, faults: deque[Fault]) -> Fault | None:
         with self._lock:
             return faults.popleft() if faults else None
+
+    def _next_create_fault(self) -> Fault | None:
+        """A scripted fault first; else, with probability failure_rate, a random transient one."""
+        with self._lock:
+            if self._create_faults:
+                return self._create_faults.popleft()
+            # One draw per create, always, so the sequence of faults depends only on the seed and the count.
+            if not self.failure_rate or self._failures.random() >= self.failure_rate:
+                return None
+            weights = [kind.weight for kind in self.failure_mix]
+            kind = self._failures.choices(self.failure_mix, weights=weights)[0]
+            self.injected[kind.name] += 1
+            return kind.fault
 
     def _pause(self, seconds: float) -> bool:
         """Wait `seconds` unless stop() comes first; False means the stand-in is stopping."""
@@ -425,7 +482,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", help="require this Bearer token (default: accept any)")
     parser.add_argument("--org-id", help="answer 403 for any other organization (default: accept any)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument(
+        "--failure-rate", type=float, default=0.0, help="share of creates that get a random transient fault (0-1)"
+    )
+    parser.add_argument("--failure-seed", type=int, help="seed for the random faults (default: unseeded)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.failure_rate <= 1.0:
+        parser.error("--failure-rate must be between 0 and 1")
     stop_signals = {signal.SIGINT, signal.SIGTERM}  # SIGTERM is what `docker stop` sends
     masks = hasattr(signal, "pthread_sigmask")  # not on Windows
     if masks:
@@ -433,7 +496,13 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C, or the same signal sent to the whole process group, cannot then break the clean stop.
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     standin = DevinStandIn(
-        host=args.host, port=args.port, api_key=args.api_key, org_id=args.org_id, latency=args.latency
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        org_id=args.org_id,
+        latency=args.latency,
+        failure_rate=args.failure_rate,
+        failure_seed=args.failure_seed,
     ).start()
     sessions_url = f"{standin.base_url}/v3/organizations/{args.org_id or '<org_id>'}/sessions"
     print(f"Devin stand-in listening on {standin.base_url} (POST {sessions_url}); Ctrl-C stops", flush=True)

@@ -87,6 +87,8 @@ class LocalStack:
         webhook_secret: str | None = None,
         function_log: IO[Any] | int | None = None,
         runtime: str = "python",
+        devin_failure_rate: float = 0.0,
+        devin_failure_seed: int | None = None,
     ) -> None:
         if devin not in ("standin", "real"):
             raise ValueError(f"devin must be 'standin' or 'real', not {devin!r}")
@@ -94,11 +96,15 @@ class LocalStack:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if not 0.0 <= devin_failure_rate <= 1.0:
+            raise ValueError("devin_failure_rate must be between 0 and 1")
         self.host, self.port = host, port
         self._requested_port = port  # self.port becomes the bound one (port 0 picks a free port)
         self.devin_mode = devin
         self.workers = workers
         self.devin_latency = devin_latency
+        # The stand-in fails this share of creates with a random transient fault (local/devin_standin.py).
+        self.devin_failure_rate, self.devin_failure_seed = devin_failure_rate, devin_failure_seed
         self.env_overrides = dict(env or {})
         self.aws_port, self.devin_port = aws_port, devin_port
         self.webhook_secret = webhook_secret
@@ -194,7 +200,13 @@ class LocalStack:
 
         if self.devin_mode == "standin":
             self.devin = DevinStandIn(
-                host=self.host, port=self.devin_port, api_key=devin_key, org_id=devin_org, latency=self.devin_latency
+                host=self.host,
+                port=self.devin_port,
+                api_key=devin_key,
+                org_id=devin_org,
+                latency=self.devin_latency,
+                failure_rate=self.devin_failure_rate,
+                failure_seed=self.devin_failure_seed,
             )
             try:
                 self.devin.start()

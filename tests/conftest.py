@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -81,7 +82,13 @@ def aws() -> Iterator[None]:
 
 def aws_client(service: str) -> Any:
     """A client on a session of its own, so that `aws_calls` records only what the handler does."""
-    return boto3.session.Session(region_name=REGION).client(service)
+    return _test_session().client(service)
+
+
+@functools.cache
+def _test_session() -> boto3.session.Session:
+    # One for all tests: a new session loads the service models from disk again (~70 ms a client).
+    return boto3.session.Session(region_name=REGION)
 
 
 def put_parameter(name: str, value: str, secure: bool = True) -> None:
@@ -164,6 +171,15 @@ def logs(handler_module: Any) -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
     yield lines
     handler_module.logger.logger_handler.setStream(previous)
+
+
+@pytest.fixture
+def aws_faults(handler_module: Any) -> Iterator[Any]:
+    """Scripted DynamoDB and SSM failures for the handler's own clients (see tests/support/aws_faults.py)."""
+    from tests.support.aws_faults import AwsFaults
+
+    with AwsFaults().installed() as faults:
+        yield faults
 
 
 def ledger_item(incident_id: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from botocore.exceptions import ClientError
 from bridge.ledger import Ledger, LedgerUnavailable
+from bridge.postmortem import SETTLE_SECONDS
 
 from local.devin_standin import Fault
 from tests.conftest import TABLE, FakeContext, aws_client, delete_parameter, ledger_item, ledger_items
@@ -142,15 +143,46 @@ def test_an_answer_slower_than_the_invocation_is_an_unknown_outcome(invoke, devi
     assert len(devin.sessions) == 1
 
 
-def test_when_the_lookup_finds_nothing_the_next_delivery_creates_the_session(invoke, devin) -> None:
+def test_when_lookups_find_nothing_once_devin_has_settled_the_session_is_created(invoke, devin) -> None:
     devin.enqueue(Fault.reset())  # nothing was created, but the client cannot know
 
     assert deliver(invoke).status == 503
-    answer = deliver(invoke)
+    soon_after = deliver(invoke)
+    outcome_lost_long_ago()
+    later = deliver(invoke)
 
-    assert answer.body["status"] == "started"
+    assert soon_after.status == 503  # Devin might still have been creating it
+    assert 1 <= int(soon_after.headers["Retry-After"]) <= SETTLE_SECONDS
+    assert later.body["status"] == "started"
     assert len(devin.sessions) == 1
-    assert [r.method for r in devin.requests] == ["POST", "GET", "POST"]
+    assert [r.method for r in devin.requests] == ["POST", "GET", "GET", "POST"]
+
+
+def test_a_session_devin_creates_after_the_answer_was_lost_is_found_not_duplicated(invoke, devin) -> None:
+    # GIVEN Devin takes 6 s to create the session, far longer than the invocation waits (2.5 s)
+    devin.enqueue(Fault.delay(6))
+    assert deliver(invoke, remaining_ms=4500).status == 503
+
+    # WHEN PagerDuty retries before Devin has finished, and again after
+    before_devin_finished = deliver(invoke)
+    deadline = time.monotonic() + 15
+    while not devin.sessions and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = deliver(invoke)
+
+    # THEN the early retry created nothing, and the later one found Devin's single session
+    assert before_devin_finished.status == 503
+    assert after.body["session_id"] == devin.sessions[0]["session_id"]
+    assert len(devin.sessions) == 1
+
+
+def outcome_lost_long_ago() -> None:
+    aws_client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"incident_id": {"S": INCIDENT}},
+        UpdateExpression="SET outcome_lost_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - SETTLE_SECONDS - 1)}},
+    )
 
 
 def test_devin_unavailable_releases_the_claim_so_the_retry_starts_it(invoke, devin) -> None:

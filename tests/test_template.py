@@ -149,7 +149,7 @@ def test_ssm_reads_are_limited_to_parameters_under_the_prefix(function: dict[str
 
     actions = {action for s in ssm for action in as_list(s["Action"])}
     resources = [resource for s in ssm for resource in as_list(s["Resource"])]
-    assert actions == {"ssm:GetParameter", "ssm:GetParameters"}
+    assert actions == {"ssm:GetParameters"}
     assert resources == [PREFIX_ARN]
 
 

@@ -37,6 +37,7 @@ class Settings:
     playbook_id: str | None
     ledger_retention_days: int
     secrets_max_age: int
+    settle_seconds: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -48,6 +49,8 @@ class Settings:
             retention_days = int(_get(env, "LEDGER_RETENTION_DAYS", "90"))
             # Powertools' own variable; its default of 5 s would mean an SSM call every few requests.
             max_age = int(_get(env, "POWERTOOLS_PARAMETERS_MAX_AGE", "300"))
+            # Not in the template: 60 s suits Devin; the local storm scales it down with PagerDuty's retries.
+            settle_seconds = int(_get(env, "DEVIN_SETTLE_SECONDS", "60"))
         except ValueError as error:
             raise ConfigurationError(
                 "LEDGER_RETENTION_DAYS and POWERTOOLS_PARAMETERS_MAX_AGE must be integers"
@@ -62,4 +65,5 @@ class Settings:
             playbook_id=_get(env, "DEVIN_PLAYBOOK_ID", "") or None,
             ledger_retention_days=max(retention_days, 1),
             secrets_max_age=max(max_age, 0),
+            settle_seconds=max(settle_seconds, 0),
         )

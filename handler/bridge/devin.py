@@ -179,5 +179,5 @@ class DevinClient:
 def _json(response: requests.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read: unreadable either way
         return None

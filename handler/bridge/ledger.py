@@ -35,6 +35,7 @@ class Claim:
     incident_id: str
     token: str
     reconcile: bool  # the previous holder may have created a session that was never recorded
+    lost_at: float | None = None  # when that earlier attempt's outcome was lost (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,18 @@ def _metadata(incident: Incident, event: WebhookEvent) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value not in (None, "")}
 
 
-def _update(values: Mapping[str, Any], remove: tuple[str, ...] = ()) -> dict[str, Any]:
-    """UpdateExpression arguments that SET `values` and REMOVE `remove`, every name behind a placeholder."""
-    names = {f"#{name}": name for name in (*values, *remove)}
-    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+def _update(
+    values: Mapping[str, Any], remove: tuple[str, ...] = (), keep_first: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """UpdateExpression arguments that SET `values`, SET `keep_first` unless already set, and REMOVE `remove`,
+    every name behind a placeholder."""
+    keep_first = keep_first or {}
+    names = {f"#{name}": name for name in (*values, *keep_first, *remove)}
+    expression = "SET " + ", ".join(
+        [f"#{name} = :{name}" for name in values]
+        + [f"#{name} = if_not_exists(#{name}, :{name})" for name in keep_first]
+    )
+    values = {**values, **keep_first}
     if remove:
         expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
     return {
@@ -137,7 +146,9 @@ class Ledger:
         except BotoCoreError as error:
             raise LedgerUnavailable("could not claim the incident in the ledger") from error
         previous = _item(answer.get("Attributes"))
-        return Claim(incident.id, token, reconcile=bool(previous))
+        # A dead holder's create, if it sent one, was lost no later than its lease ran out.
+        lost_at = previous.get("outcome_lost_at", previous.get("claim_expires_at"))
+        return Claim(incident.id, token, reconcile=bool(previous), lost_at=None if lost_at is None else float(lost_at))
 
     def record(self, claim: Claim, session: Session) -> None:
         values: dict[str, Any] = {
@@ -147,11 +158,17 @@ class Ledger:
         }
         if session.url:
             values["session_url"] = session.url
-        self._write(claim, _update(values, remove=("claim_token", "claim_expires_at")), "record the session")
+        remove = ("claim_token", "claim_expires_at", "outcome_lost_at")
+        self._write(claim, _update(values, remove=remove), "record the session")
 
     def mark_unknown(self, claim: Claim) -> None:
-        values = {"status": UNKNOWN, "recorded_at": _iso(self._clock())}
-        self._write(claim, _update(values, remove=("claim_token", "claim_expires_at")), "mark the outcome unknown")
+        now = self._clock()
+        update = _update(
+            {"status": UNKNOWN, "recorded_at": _iso(now)},
+            remove=("claim_token", "claim_expires_at"),
+            keep_first={"outcome_lost_at": int(now)},  # the first loss: later failed lookups must not extend it
+        )
+        self._write(claim, update, "mark the outcome unknown")
 
     def release(self, claim: Claim) -> None:
         """Give the incident back, so that PagerDuty's retry can start it.

@@ -16,6 +16,8 @@ TITLE_LIMIT = 300
 NAME_LIMIT = 200
 URL_LIMIT = 500
 TIME_LIMIT = 40
+# DynamoDB numbers carry at most 38 significant digits; a larger incident number cannot be stored.
+NUMBER_LIMIT = 10**38
 
 # PagerDuty ids are short alphanumerics (7 or 14 characters seen); anything else is not a PagerDuty id.
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
@@ -93,11 +95,13 @@ def read_incident(event: WebhookEvent) -> Incident:
     if not isinstance(incident_id, str) or not _INCIDENT_ID.fullmatch(incident_id):
         raise BadRequest("incident has no valid id")
     number = data.get("number")
+    if isinstance(number, bool) or not isinstance(number, int) or abs(number) >= NUMBER_LIMIT:
+        number = None
     service = _object(data.get("service"))
     priority = clean_text(_object(data.get("priority")).get("summary"), NAME_LIMIT) or None
     return Incident(
         id=incident_id,
-        number=number if isinstance(number, int) and not isinstance(number, bool) else None,
+        number=number,
         title=clean_text(data.get("title"), TITLE_LIMIT),
         status=clean_text(data.get("status"), NAME_LIMIT),
         urgency=clean_text(data.get("urgency"), NAME_LIMIT),

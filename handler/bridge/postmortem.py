@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,12 +17,23 @@ from .prompt import SessionRequest, incident_tag
 
 logger = Logger(child=True)
 
+# Devin may still be creating a session when its answer is lost (our call timed out first), so a lookup made
+# soon after can miss a session that is about to appear. For this long after an outcome was lost, a lookup
+# that finds nothing answers 503 rather than creating: PagerDuty's retry looks again. (DEVIN_SETTLE_SECONDS)
+SETTLE_SECONDS = 60
+
 
 @dataclass(frozen=True)
 class Outcome:
     status: str  # "started" or "duplicate"
     incident_id: str
     session: Session
+
+
+class _StillSettling(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class DevinFailed(BridgeError):
@@ -38,6 +51,8 @@ def start_postmortem(
     devin: DevinClient,
     deadline: float,
     lease_seconds: float,
+    settle_seconds: float = SETTLE_SECONDS,
+    clock: Callable[[], float] = time.time,
 ) -> Outcome:
     claim = ledger.claim(incident, event, lease_seconds)
     if isinstance(claim, Recorded):
@@ -49,8 +64,16 @@ def start_postmortem(
         session = devin.find_session(incident_tag(incident.id), deadline) if claim.reconcile else None
         if session is not None:
             logger.info("found the session of an earlier attempt", extra={"session_id": session.session_id})
+        elif claim.lost_at is not None and (wait := claim.lost_at + settle_seconds - clock()) > 0:
+            raise _StillSettling(math.ceil(wait))
         else:
             session = devin.create_session(request, deadline)
+    except _StillSettling as settling:
+        _settle(ledger.mark_unknown, claim)
+        raise Unavailable(
+            "an earlier attempt's session may still appear; the next delivery will look again",
+            retry_after=settling.retry_after,
+        ) from None
     except DevinOutcomeUnknown as error:
         _settle(ledger.mark_unknown, claim)
         raise Unavailable(
@@ -63,7 +86,8 @@ def start_postmortem(
         _settle(ledger.release, claim)
         raise DevinFailed(str(error)) from error
     except BaseException:
-        _settle(ledger.release, claim)
+        # Something unplanned, maybe after the create was sent: a session may exist, so the retry looks first.
+        _settle(ledger.mark_unknown, claim)
         raise
 
     try:
