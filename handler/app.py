@@ -9,6 +9,7 @@ import base64
 import binascii
 import functools
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from bridge.prompt import build_session_request
 from bridge.signature import authenticate
 
 logger = Logger()
+# At DEBUG botocore logs whole answers, the decrypted SSM parameters among them: whatever level an operator
+# sets for the function, botocore stays at INFO.
+logging.getLogger("botocore").setLevel(logging.INFO)
 tracer = Tracer()
 # The template sets the namespace; without one Powertools refuses to flush, and every answer would be lost.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")

@@ -253,3 +253,17 @@ def test_no_secret_appears_in_anything_the_function_produces(
     produced = everything()
     assert len(produced.texts) > 5
     assert not produced.leaks(), "\n".join(produced.leaks())
+
+
+def test_no_secret_reaches_the_logs_even_with_every_logger_at_debug(deliver, everything, devin, caplog) -> None:
+    # GIVEN an operator who turned the function's logging up to DEBUG (botocore would log the decrypted SSM
+    # answer at that level)
+    caplog.set_level(logging.DEBUG)
+
+    # WHEN a cold container reads its secrets and starts a session
+    started(deliver, devin)
+
+    # THEN no log record holds a secret
+    produced = everything()
+    assert any(text.startswith("--- log record\n") for text in produced.texts)
+    assert not produced.leaks(), "\n".join(produced.leaks())
