@@ -11,12 +11,12 @@ import functools
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-import requests
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -35,11 +35,17 @@ from bridge.postmortem import start_postmortem
 from bridge.prompt import build_session_request
 from bridge.signature import authenticate
 
+if TYPE_CHECKING:
+    import requests
+
 logger = Logger()
 # At DEBUG botocore logs whole answers, the decrypted SSM parameters among them: whatever level an operator
 # sets for the function, botocore stays at INFO.
 logging.getLogger("botocore").setLevel(logging.INFO)
-tracer = Tracer()
+# X-Ray traces the two libraries the function calls out with: botocore now, requests when it is first loaded
+# (Dependencies.http). Patching everything Powertools can (its default) also imports sqlite3 and tries a
+# dozen database drivers at every cold start.
+tracer = Tracer(patch_modules=("botocore",))
 # The template sets the namespace; without one Powertools refuses to flush, and every answer would be lost.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
 app = APIGatewayHttpResolver()
@@ -50,14 +56,37 @@ LEDGER_RESERVE_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 5.0
 # The function's Timeout in template.yaml.
 DEFAULT_TIMEOUT_SECONDS = 25.0
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+
+# Held while a lazily made dependency is made: boto3's default session is not thread-safe.
+_making = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Dependencies:
+    """What every delivery needs is made with it; what only a qualifying incident needs, on the first one.
+
+    Most deliveries are ignored or refused: a container that only ever sees those never loads DynamoDB's
+    service model (about 25 ms of its first request) nor requests (about 20 ms of init; docs/performance.md).
+    """
+
     settings: Settings
     credentials: CredentialStore
-    ledger: Ledger
-    http: requests.Session
+
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        with _making:
+            client = boto3.client("dynamodb", config=AWS_CONFIG)
+        return Ledger(client, self.settings.table_name, self.settings.ledger_retention_days)
+
+    @functools.cached_property
+    def http(self) -> requests.Session:
+        """Devin's connection pool."""
+        with _making:
+            import requests
+
+            tracer.patch(modules=("requests",))
+            return requests.Session()
 
 
 @functools.cache
@@ -67,16 +96,13 @@ def dependencies() -> Dependencies:
     A failure is not cached: a missing setting answers 500 and the next delivery tries again.
     """
     settings = Settings.from_env()
-    aws = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+    with _making:
+        ssm = boto3.client("ssm", config=AWS_CONFIG)
     return Dependencies(
         settings=settings,
         credentials=CredentialStore(
-            settings.ssm_prefix,
-            SSMProvider(boto3_client=boto3.client("ssm", config=aws)),
-            max_age=settings.secrets_max_age,
+            settings.ssm_prefix, SSMProvider(boto3_client=ssm), max_age=settings.secrets_max_age
         ),
-        ledger=Ledger(boto3.client("dynamodb", config=aws), settings.table_name, settings.ledger_retention_days),
-        http=requests.Session(),
     )
 
 

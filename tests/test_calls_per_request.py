@@ -1,8 +1,32 @@
-"""What each delivery costs in calls to SSM, DynamoDB and Devin: deterministic, so asserted exactly."""
+"""What each delivery costs in calls to SSM, DynamoDB and Devin: deterministic, so asserted exactly.
+
+The budget (issue 5), for a warm container: SSM 0 calls; DynamoDB at most 2 for a started incident, at most 1
+for a duplicate, 0 for an ignored or unauthenticated delivery; Devin exactly one create for a started incident
+and nothing otherwise. bench/run.py prints the same counts next to its timings.
+"""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.events import api_event, incident, load_event, payload
+
+# Every sample event that must cost nothing once the container is warm: ignored, refused or unreadable.
+FREE_EVENTS = (
+    "ping-ignored.json",
+    "annotated-ignored.json",
+    "triggered-ignored.json",
+    "resolved-low-urgency-ignored.json",
+    "resolved-merged-ignored.json",
+    "bad-signature-unauthorized.json",
+    "missing-signature-unauthorized.json",
+    "malformed-body-bad-request.json",
+    "no-event-object-bad-request.json",
+)
+
+
+def devin_calls(devin) -> list[tuple[str, str]]:  # noqa: ANN001 - the DevinStandIn fixture
+    return [(r.method, r.path.rsplit("/", 1)[-1]) for r in devin.requests]
 
 
 def test_secrets_are_read_in_one_ssm_round_trip_then_cached_while_warm(invoke, aws_calls) -> None:
@@ -21,7 +45,18 @@ def test_warm_started_incident_costs_two_dynamodb_calls_and_one_devin_create(inv
 
     assert answer.body["status"] == "started"
     assert aws_calls == ["dynamodb.UpdateItem", "dynamodb.UpdateItem"]
-    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in devin.requests] == [("POST", "sessions")]
+    assert devin_calls(devin) == [("POST", "sessions")]
+
+
+def test_a_base64_encoded_delivery_costs_the_same_as_a_plain_one(invoke, devin, aws_calls) -> None:
+    invoke(api_event(payload("pagey-ping.json")))
+    aws_calls.clear()
+
+    answer = invoke(load_event("resolved-p1-base64-body.json"))
+
+    assert answer.body["status"] == "started"
+    assert aws_calls == ["dynamodb.UpdateItem", "dynamodb.UpdateItem"]
+    assert devin_calls(devin) == [("POST", "sessions")]
 
 
 def test_warm_duplicate_costs_one_dynamodb_call_and_no_devin_call(invoke, devin, aws_calls) -> None:
@@ -30,6 +65,19 @@ def test_warm_duplicate_costs_one_dynamodb_call_and_no_devin_call(invoke, devin,
     aws_calls.clear()
 
     answer = invoke(api_event(incident("QDUP1")))
+
+    assert answer.body["status"] == "duplicate"
+    assert aws_calls == ["dynamodb.UpdateItem"]
+    assert devin.requests == []
+
+
+def test_another_event_for_a_started_incident_is_a_duplicate_at_the_same_cost(invoke, devin, aws_calls) -> None:
+    invoke(api_event(incident("QDUP2")))
+    devin.reset()
+    aws_calls.clear()
+
+    retried = api_event(incident("QDUP2"), webhook_id="another-delivery-of-the-same-event")
+    answer = invoke(retried)
 
     assert answer.body["status"] == "duplicate"
     assert aws_calls == ["dynamodb.UpdateItem"]
@@ -50,6 +98,34 @@ def test_warm_ignored_and_unauthenticated_deliveries_cost_no_call(invoke, devin,
 
     assert aws_calls == []
     assert devin.requests == []
+
+
+@pytest.mark.parametrize("name", FREE_EVENTS)
+def test_each_ignored_refused_or_unreadable_sample_costs_no_call_when_warm(invoke, devin, aws_calls, name) -> None:
+    invoke(api_event(payload("pagey-ping.json")))
+    aws_calls.clear()
+
+    answer = invoke(load_event(name))
+
+    assert answer.status in (200, 400, 401)
+    assert answer.body.get("status") in (None, "ignored")
+    assert aws_calls == []
+    assert devin.requests == []
+
+
+def test_a_warm_burst_costs_exactly_the_sum_of_its_deliveries(invoke, devin, aws_calls) -> None:
+    invoke(api_event(payload("pagey-ping.json")))
+    aws_calls.clear()
+
+    started = [invoke(api_event(incident(f"QBURST{n}"))) for n in range(3)]
+    retries = [invoke(api_event(incident(f"QBURST{n % 3}"))) for n in range(5)]
+    for name in FREE_EVENTS:
+        invoke(load_event(name))
+
+    assert [answer.body["status"] for answer in started] == ["started"] * 3
+    assert [answer.body["status"] for answer in retries] == ["duplicate"] * 5
+    assert aws_calls == ["dynamodb.UpdateItem"] * (2 * 3 + 5)
+    assert devin_calls(devin) == [("POST", "sessions")] * 3
 
 
 def test_an_incomplete_configuration_is_read_again_on_the_next_delivery(invoke, aws_calls) -> None:

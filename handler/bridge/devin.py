@@ -7,12 +7,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from urllib3.exceptions import NewConnectionError
 
 from .prompt import SessionRequest
+
+if TYPE_CHECKING:
+    # Imported where it is used: most deliveries never call Devin, and importing requests costs every cold
+    # start about 20 ms. The caller's Session has loaded it by then, so those imports are dictionary lookups.
+    import requests
 
 
 class DevinError(Exception):
@@ -64,6 +68,8 @@ def _retry_after(response: requests.Response, clock: Callable[[], float] = time.
 
 def _not_sent(error: requests.RequestException) -> bool:
     """True when the request cannot have reached Devin (refused, DNS, connect timeout): safe to resend a create."""
+    import requests
+
     if isinstance(error, requests.ConnectTimeout):
         return True
     reason = error.args[0] if error.args else None
@@ -138,6 +144,8 @@ class DevinClient:
         return sessions[0] if sessions else None
 
     def _call(self, method: str, url: str, deadline: float, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+        import requests
+
         retry_after: float | None = None
         for attempt in range(1, self._max_attempts + 1):
             remaining = deadline - self._clock()

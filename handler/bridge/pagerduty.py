@@ -30,11 +30,16 @@ def clean_text(value: Any, limit: int) -> str:
     """
     if not isinstance(value, str):
         return ""
-    kept = "".join(
-        " " if char in "\t\n\r" else char
-        for char in value
-        if char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs")
-    )
+    if value.isprintable():
+        # Nearly every field. isprintable() is False for every character of the C* categories (and the Z*
+        # ones but " "), so there is nothing to remove; the loop below was a third of an ignored delivery's time.
+        kept = value
+    else:
+        kept = "".join(
+            " " if char in "\t\n\r" else char
+            for char in value
+            if char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs")
+        )
     return kept if len(kept) <= limit else kept[: limit - 1] + "…"
 
 

@@ -1,0 +1,464 @@
+"""What one PagerDuty webhook costs: init, first request, warm self-time, calls, package size, throughput.
+
+    python -m bench.run            # the full run (minutes): README's `scripts/bench`
+    python -m bench.run --quick    # a few hundred iterations, no build, no load test (seconds); the test suite runs it
+
+Prints one Markdown table; each row says how its figure was measured. Timings come from fresh interpreters
+set up like a Lambda sandbox (bench.lambda_env): the template's environment, Tracer active, only what Lambda
+has on sys.path, the function's package as scripts/build ships it (and, for one init row, as plain `sam build`
+does). AWS and Devin are answered in-process at the transport boundary (bench.standins), and their own time is
+taken off. docs/performance.md explains the figures; bench.compare sets two versions of the function side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import package, throughput
+from bench.deliveries import PATHS
+from bench.lambda_env import HANDLER, ROOT, lambda_environ, lambda_path
+
+SECTIONS = ("init", "first", "warm", "package", "throughput")
+# The targets of issue 5.
+INIT_RATIO_TARGET = 1.5
+WARM_P50_TARGET = 0.001
+PACKAGE_ZIPPED_TARGET = 2 * 1024 * 1024
+CALL_BUDGET = {
+    "started": "SSM 0, DynamoDB ≤ 2, Devin create 1",
+    "duplicate": "SSM 0, DynamoDB ≤ 1, Devin 0",
+    "ignored": "SSM 0, DynamoDB 0, Devin 0",
+    "unauthorised": "SSM 0, DynamoDB 0, Devin 0",
+    "malformed": "SSM 0, DynamoDB 0, Devin 0",
+}
+CALL_LIMITS = {
+    "started": {"ssm": 0, "dynamodb": 2, "devin.POST sessions": 1, "devin": 1},
+    "duplicate": {"ssm": 0, "dynamodb": 1, "devin": 0},
+    "ignored": {"ssm": 0, "dynamodb": 0, "devin": 0},
+    "unauthorised": {"ssm": 0, "dynamodb": 0, "devin": 0},
+    "malformed": {"ssm": 0, "dynamodb": 0, "devin": 0},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    init_runs: int
+    first_runs: int
+    warm_iterations: int
+    warm_rounds: int
+    profile_path: str | None
+    build: bool
+    throughput_seconds: float
+    sections: frozenset[str]
+    handler: Path
+    environ: dict[str, str]
+
+
+@dataclass
+class Row:
+    section: str
+    what: str
+    figure: str
+    target: str
+    how: str
+
+
+def _ms(seconds: float) -> str:
+    value = seconds * 1000
+    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.2f} MB"
+
+
+class Workers:
+    """Starts bench.worker in fresh Lambda-like interpreters and reads their answers."""
+
+    def __init__(self, scratch: Path, handler: Path = HANDLER, environ: dict[str, str] | None = None) -> None:
+        self.scratch = scratch
+        self.environ = lambda_environ(
+            {**(environ or {}), "BENCH_LAMBDA_PATH": json.dumps(lambda_path(scratch, handler))}
+        )
+        self._count = 0
+
+    def run(self, *args: str) -> tuple[dict[str, Any], float]:
+        self._count += 1
+        out = self.scratch / f"result-{self._count}.json"
+        command = [sys.executable, "-S", "-B", "-m", "bench.worker", args[0], str(out), *args[1:]]
+        started = time.perf_counter()
+        # stdout is the function's log stream (Logger, Metrics): thrown away, as CloudWatch would take it.
+        done = subprocess.run(  # noqa: S603 - a fixed argv of our own
+            command, cwd=ROOT, env=self.environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.worker {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return json.loads(out.read_text(encoding="utf-8")), elapsed
+
+
+def measure_init(workers: Workers, runs: int) -> list[Row]:
+    targets = ("app", "boto3", "floor", "app-source")
+    cpu: dict[str, list[float]] = {name: [] for name in targets}
+    wall: dict[str, list[float]] = {name: [] for name in targets}
+    process: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(runs):
+        for target in targets:  # alternately, so that drift on a shared machine hits every target alike
+            result, elapsed = workers.run("init", target)
+            cpu[target].append(result["cpu"])
+            wall[target].append(result["seconds"])
+            process[target].append(elapsed)
+    med = {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in targets}
+    boto3_cpu, boto3_wall = med["boto3"]
+
+    def figure(name: str) -> str:
+        own_wall = med[name][1]
+        ratio = "" if name == "boto3" else f" ({own_wall / boto3_wall:.2f}×)"
+        return f"{_ms(own_wall)}{ratio}"
+
+    def paired(one: str, other: str) -> float:
+        """Median over the rounds of one target's time minus the other's, taken in the same round."""
+        return statistics.median(a - b for a, b in zip(wall[one], wall[other], strict=True))
+
+    ratio = med["app"][1] / boto3_wall
+    cpu_ratio = med["app"][0] / boto3_cpu
+    process_ratio = statistics.median(process["app"]) / statistics.median(process["boto3"])
+    how = f"`import` in a fresh interpreter, median of {runs}, the four targets alternately"
+    return [
+        Row(
+            "Init",
+            "import handler/app.py",
+            figure("app"),
+            "",
+            how + "; Lambda's sys.path and environment (template variables; LAMBDA_TASK_ROOT, so the Tracer is on "
+            "and patches), the package as scripts/build ships it",
+        ),
+        Row("Init", "import boto3 only", figure("boto3"), "", how + "; the runtime's boto3 alone"),
+        Row(
+            "Init",
+            "ratio app / boto3",
+            f"{ratio:.2f}× (CPU time {cpu_ratio:.2f}×, whole process {process_ratio:.2f}×)",
+            f"≤ {INIT_RATIO_TARGET}× {'met' if ratio <= INIT_RATIO_TARGET else 'MISSED'}",
+            "the two medians above; CPU time = process_time of the import; whole process = interpreter start to exit",
+        ),
+        Row(
+            "Init",
+            "floor: boto3 + required Powertools",
+            figure("floor") + f"; handler/app.py adds {_ms(paired('app', 'floor'))} to it",
+            "",
+            how + "; Logger, Metrics, Tracer (botocore patched), APIGatewayHttpResolver, SSMProvider: what the "
+            "contract makes any implementation import; 'adds' = median of the per-round differences",
+        ),
+        Row(
+            "Init",
+            "import handler/app.py, plain `sam build`",
+            figure("app-source"),
+            "",
+            how + "; the package without bytecode, so the bundled code is compiled at import, as Lambda does",
+        ),
+    ]
+
+
+def measure_first(workers: Workers, runs: int, warm: int) -> list[Row]:
+    rows = []
+    peaks: list[int] = []
+    for path in ("started", "ignored"):
+        firsts, warms, inits, calls = [], [], [], {}
+        for _ in range(runs):
+            result, _ = workers.run("first", path, str(warm))
+            firsts.append(result["first"])
+            warms.append(result["warm"]["p50"])
+            inits.append(result["init"])
+            calls = result["first_calls"]
+            if path == "started":
+                peaks.append(result["max_rss_bytes"])
+        first, warm_p50, init = statistics.median(firsts), statistics.median(warms), statistics.median(inits)
+        rows.append(
+            Row(
+                "First request",
+                f"{path}: first invocation after init",
+                f"{_ms(first)}, {first / warm_p50:.0f}× the warm p50 of {_ms(warm_p50)}; init + first "
+                f"{_ms(init + first)}",
+                "",
+                f"median of {runs} fresh interpreters; calls made: {_calls_text(calls)}; warm = the next {warm} "
+                "of the same path in the same interpreter; stand-ins' own time subtracted",
+            )
+        )
+    rows.append(
+        Row(
+            "Memory",
+            "peak RSS of a container",
+            _mb(int(statistics.median(peaks))),
+            "",
+            f"ru_maxrss after init and {warm + 1} started incidents (what Lambda reports as Max Memory Used), "
+            f"median of {runs}; the template gives the function 256 MB",
+        )
+    )
+    return rows
+
+
+def _calls_text(calls: dict[str, float]) -> str:
+    if not calls:
+        return "none"
+    return ", ".join(f"{name} {count:g}" for name, count in sorted(calls.items()))
+
+
+def _calls_ok(path: str, calls: dict[str, float]) -> bool:
+    limits = CALL_LIMITS[path]
+    by_service: dict[str, float] = {}
+    for name, count in calls.items():
+        service = name.split(".", 1)[0]
+        by_service[service] = by_service.get(service, 0) + count
+    for name, limit in limits.items():
+        have = calls.get(name, 0) if " " in name else by_service.get(name, 0)
+        if " " in name and have != limit:
+            return False
+        if " " not in name and have > limit:
+            return False
+    return path != "started" or calls.get("devin.POST sessions", 0) == 1
+
+
+def measure_warm(
+    workers: Workers, iterations: int, rounds: int, profile: str | None
+) -> tuple[list[Row], dict[str, Any]]:
+    """`rounds` fresh interpreters run `iterations` of every path each; a figure is the median over them."""
+    results = []
+    for round_ in range(rounds):
+        last = round_ == rounds - 1
+        args = ["warm", str(iterations), "sampled"] + ([profile] if profile and last else [])
+        results.append(workers.run(*args)[0])
+    rows, call_rows = [], []
+    for path in PATHS:
+        p50 = statistics.median(result[path]["p50"] for result in results)
+        p99 = statistics.median(result[path]["p99"] for result in results)
+        calls = _merge_calls([result[path]["calls"] for result in results])
+        met = "met" if p50 < WARM_P50_TARGET else "MISSED"
+        over = f"median over {rounds} warm interpreters of " if rounds > 1 else "one warm interpreter, "
+        rows.append(
+            Row(
+                "Warm self-time",
+                path,
+                f"p50 {_ms(p50)}, p99 {_ms(p99)}",
+                f"p50 < 1 ms {met}",
+                f"{over}{iterations} invocations of lambda_handler each; X-Ray sampled; stand-ins' own time subtracted",
+            )
+        )
+        ok = _calls_ok(path, calls)
+        call_rows.append(
+            Row(
+                "Calls per request",
+                path,
+                _calls_text(calls),
+                f"{CALL_BUDGET[path]} {'met' if ok else 'MISSED'}",
+                f"counted by the stand-ins over the same {rounds * iterations} warm invocations "
+                "(asserted in tests/test_calls_per_request.py)",
+            )
+        )
+    return rows + call_rows, results[-1].get("profile") or {}
+
+
+def _merge_calls(per_round: list[dict[str, float]]) -> dict[str, float]:
+    """Calls per request over several rounds of equal size (any difference between rounds shows as a fraction)."""
+    names = {name for calls in per_round for name in calls}
+    return {name: sum(calls.get(name, 0) for calls in per_round) / len(per_round) for name in names}
+
+
+def measure_package(build: bool, scratch: Path) -> list[Row]:
+    if build:
+        built = package.build_function()
+        function = package.measure(built)
+        sources = package.measure(built, bytecode=False)
+        function_how = "scripts/build (sam build, python3.13, arm64), zipped like sam package (deflate)"
+        layer = package.layer_size()
+        layer_how = "pip install --target (arm64, cp313, no deps) of " + ", ".join(package.layer_requirements())
+    else:
+        function = package.measure(scratch / "task")
+        sources = package.measure(scratch / "task", bytecode=False)
+        function_how = "--quick: handler/ plus its requirements copied from the venv, as scripts/build lays them out"
+        layer = package.measure(scratch / "layer")
+        layer_how = "--quick: the venv's copies of Powertools, the X-Ray SDK and their dependencies"
+    return [
+        Row(
+            "Package",
+            "function (boto3 from the runtime)",
+            f"{_mb(function.zipped)} zipped, {_mb(function.unzipped)} unzipped, {function.files} files "
+            f"(without the bytecode scripts/build adds: {_mb(sources.zipped)} zipped)",
+            f"< 2 MB zipped {'met' if function.zipped < PACKAGE_ZIPPED_TARGET else 'MISSED'}",
+            function_how,
+        ),
+        Row(
+            "Package",
+            "Powertools layer (also loaded)",
+            f"{_mb(layer.zipped)} zipped, {_mb(layer.unzipped)} unzipped, {layer.files} files",
+            "",
+            layer_how,
+        ),
+    ]
+
+
+def measure_throughput(seconds: float) -> list[Row]:
+    labels = [(latency, senders) for latency in throughput.LATENCIES for senders in throughput.SENDERS]
+    if seconds <= 0:
+        return [
+            Row("Throughput", _load_label(latency, senders), "skipped (--quick)", "", "run without --quick")
+            for latency, senders in labels
+        ]
+    results = throughput.measure(seconds)
+    if results is None:
+        return [
+            Row(
+                "Throughput",
+                _load_label(latency, senders),
+                "PENDING: local/stack.py (LocalStack) is not in the tree yet",
+                "",
+                "bench/throughput.py is written against LocalStack(host, port, devin, workers, devin_latency)",
+            )
+            for latency, senders in labels
+        ]
+    mix = ", ".join(f"{int(share * 100)}% {kind}" for kind, share in throughput.MIX)
+    rows = []
+    for result in results:
+        by_kind = ", ".join(
+            f"{kind} {_ms(result.percentile(0.5, kind))}" for kind, _ in throughput.MIX if result.latencies.get(kind)
+        )
+        rows.append(
+            Row(
+                "Throughput",
+                _load_label(result.devin_latency, result.senders),
+                f"{result.per_second:.0f} req/s, p50 {_ms(result.percentile(0.5))}, p99 {_ms(result.percentile(0.99))}"
+                f" (p50 {by_kind})" + (f", {result.errors} wrong answers" if result.errors else ""),
+                "",
+                f"local/stack.py: {throughput.WORKERS} worker processes with the real handler, moto on loopback for "
+                f"SSM and DynamoDB, the Devin stand-in over HTTP; {result.requests} requests in {result.seconds:.0f} s "
+                f"after a warm-up, mix {mix}; measures the handler's path, not Lambda's scaling",
+            )
+        )
+    return rows
+
+
+def _load_label(latency: float, senders: int) -> str:
+    return f"{senders} senders, Devin {latency * 1000:.0f} ms"
+
+
+def render(rows: list[Row]) -> str:
+    lines = ["| section | what | figure | target | how it was measured |", "|---|---|---|---|---|"]
+    lines += [f"| {row.section} | {row.what} | {row.figure} | {row.target} | {row.how} |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_profile(profile: dict[str, Any], path: str, top: int = 15) -> str:
+    total = profile["total"]
+    lines = [
+        f"Profile of the {path} path: cProfile over {profile['n']} warm invocations, per invocation (profiling "
+        f"inflates every figure: {_ms(total)} in all here). By component (standard library and C time charged "
+        "to the caller):",
+        "",
+        "| component | own time | share |",
+        "|---|---|---|",
+    ]
+    for entry in profile["components"]:
+        lines.append(f"| {entry['component']} | {_ms(entry['time'])} | {entry['time'] / total:.0%} |")
+    lines += ["", "Top functions by own time:", "", "| function | calls | own time | cumulative |", "|---|---|---|---|"]
+    for entry in profile["top"][:top]:
+        lines.append(
+            f"| `{entry['function']}` | {entry['calls']:g} | {_ms(entry['tottime'])} | {_ms(entry['cumtime'])} |"
+        )
+    return "\n".join(lines)
+
+
+def settings(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few iterations, no build, no load test")
+    parser.add_argument("--iterations", type=int, help="warm invocations per path")
+    parser.add_argument(
+        "--handler",
+        type=Path,
+        default=HANDLER,
+        help="the function's folder to measure (default handler/; e.g. an older one from `git archive`)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable in the function's environment, e.g. POWERTOOLS_TRACE_DISABLED=true (repeatable)",
+    )
+    parser.add_argument("--warm-rounds", type=int, help="fresh interpreters for the warm figures")
+    parser.add_argument("--init-runs", type=int, help="fresh interpreters per init target")
+    parser.add_argument("--first-runs", type=int, help="fresh interpreters per first-request path")
+    parser.add_argument("--throughput-seconds", type=float, help="seconds of load per configuration (0: skip)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all)",
+    )
+    options = parser.parse_args(argv)
+    only = {name.strip() for name in options.only.split(",") if name.strip()}
+    if unknown := only - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    quick = options.quick
+    return Settings(
+        quick=quick,
+        init_runs=options.init_runs or (3 if quick else 15),
+        first_runs=options.first_runs or (1 if quick else 7),
+        warm_iterations=options.iterations or (300 if quick else 2000),
+        warm_rounds=options.warm_rounds or (1 if quick else 3),
+        profile_path="started",
+        build=not quick,
+        throughput_seconds=(
+            options.throughput_seconds if options.throughput_seconds is not None else (0.0 if quick else 10.0)
+        ),
+        sections=frozenset(only),
+        handler=options.handler.resolve(),
+        environ=dict(item.split("=", 1) for item in options.env),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    chosen = settings(argv)
+    print(
+        f"bench: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{'--quick' if chosen.quick else 'full run'}",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        scratch = Path(folder)
+        workers = Workers(scratch, chosen.handler, chosen.environ)
+        rows: list[Row] = []
+        profile: dict[str, Any] = {}
+        if "init" in chosen.sections:
+            rows += measure_init(workers, chosen.init_runs)
+        if "first" in chosen.sections:
+            rows += measure_first(workers, chosen.first_runs, warm=50 if chosen.quick else 200)
+        if "warm" in chosen.sections:
+            warm_rows, profile = measure_warm(workers, chosen.warm_iterations, chosen.warm_rounds, chosen.profile_path)
+            rows += warm_rows
+        if "package" in chosen.sections:
+            rows += measure_package(chosen.build, scratch)
+    if "throughput" in chosen.sections:
+        rows += measure_throughput(chosen.throughput_seconds)
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
+        f"{platform.python_version()}; command: python -m bench.run {' '.join(sys.argv[1:] if argv is None else argv)}"
+        "\n"
+    )
+    print(render(rows))
+    if profile:
+        print()
+        print(render_profile(profile, chosen.profile_path or ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

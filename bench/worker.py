@@ -1,0 +1,287 @@
+"""One measurement in a fresh, Lambda-like interpreter; bench.run starts it and reads the JSON it writes.
+
+    python -S -B -m bench.worker MODE OUT.json [ARGS...]     (cwd: the repository root)
+
+Modes:
+    init TARGET          time importing TARGET: "app" (handler/app.py as scripts/build ships it), "app-source"
+                         (as plain `sam build` ships it, without bytecode), "boto3", or "floor" (boto3 plus
+                         the Powertools parts the contract requires: Logger, Metrics, Tracer, event handler,
+                         parameters)
+    first PATH WARM      init, then the first invocation (clients created, secrets fetched) of PATH, then
+                         WARM more of the same path for comparison
+    warm N SAMPLING [PROFILE]
+                         N warm invocations of every path, X-Ray "sampled" or "unsampled"; with PROFILE
+                         (a path name), also a cProfile of that path
+
+Until the target is imported this module must import nothing but the standard library's basics, so that
+an init measurement holds only what Lambda would run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+# sys.path for each import target: what Lambda would put there (see bench.lambda_env).
+_PATHS = json.loads(os.environ.get("BENCH_LAMBDA_PATH", "{}"))
+_TASK, _SOURCE, _LAYER, _RUNTIME = (_PATHS.get(name, "") for name in ("task", "task_source", "layer", "runtime"))
+
+_FLOOR = """
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+Logger(); Metrics(namespace="PagerDutyPostmortem"); Tracer(patch_modules=("botocore",)); APIGatewayHttpResolver()
+"""
+
+
+def _time_import(target: str) -> tuple[float, float]:
+    """(wall clock, CPU time) of importing `target`."""
+    if target in ("app", "app-source"):
+        sys.path[:0] = [_TASK if target == "app" else _SOURCE, _LAYER, _RUNTIME]
+        started = time.perf_counter(), time.process_time()
+        import app  # noqa: F401
+    elif target == "boto3":
+        # A function that only imports boto3 sees the runtime's copy and nothing of ours.
+        sys.path[:0] = [_RUNTIME]
+        started = time.perf_counter(), time.process_time()
+        import boto3  # noqa: F401
+    elif target == "floor":
+        sys.path[:0] = [_LAYER, _RUNTIME]
+        started = time.perf_counter(), time.process_time()
+        exec(_FLOOR, {})  # noqa: S102 - fixed benchmark code above
+    else:
+        raise SystemExit(f"unknown init target {target}")
+    return time.perf_counter() - started[0], time.process_time() - started[1]
+
+
+class Context:
+    """The parts of LambdaContext that Powertools and the handler read."""
+
+    function_name = "pagerduty-postmortem-PagerDutyPostmortemFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pagerduty-postmortem"
+    log_group_name = "/aws/lambda/pagerduty-postmortem/PagerDutyPostmortemFunction"
+    log_stream_name = "2026/11/27/[$LATEST]bench"
+
+    def __init__(self, request_id: str) -> None:
+        self.aws_request_id = request_id
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 25_000
+
+
+class Invoker:
+    """Calls lambda_handler the way the Lambda runtime does, and times the handler's own share."""
+
+    def __init__(self, sampled: bool = True) -> None:
+        import uuid
+
+        import app
+
+        from bench import standins
+
+        self._uuid = uuid
+        self._sampled = "1" if sampled else "0"
+        self.app = app
+        self.clock, self.aws, self.devin = standins.install()
+
+    def __call__(self, event: dict, expected: tuple[int, str | None]) -> tuple[float, float]:
+        """(wall clock, CPU time of this thread) of one invocation, the stand-ins' share taken off."""
+        # Lambda sets a new trace header for every invocation; the X-Ray SDK reads it from here.
+        trace = self._uuid.uuid4().hex
+        os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{trace[:8]}-{trace[8:]};Parent={trace[:16]};Sampled={self._sampled}"
+        context = Context(str(self._uuid.uuid4()))
+        spent, spent_cpu = self.clock.spent, self.clock.spent_cpu
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        result = self.app.lambda_handler(event, context)
+        elapsed = time.perf_counter() - started - (self.clock.spent - spent)
+        elapsed_cpu = time.thread_time() - started_cpu - (self.clock.spent_cpu - spent_cpu)
+        status, body_status = expected
+        if result["statusCode"] != status or (
+            body_status is not None and json.loads(result["body"]).get("status") != body_status
+        ):
+            raise SystemExit(f"expected {expected}, got {result['statusCode']} {result.get('body')}")
+        return elapsed, elapsed_cpu
+
+    def calls(self) -> dict[str, int]:
+        return {**self.aws.calls, **{f"devin.{name}": count for name, count in self.devin.calls.items()}}
+
+
+def _summary(samples: list[tuple[float, float]]) -> dict:
+    """Percentiles of the wall-clock times, with those of the CPU times under "cpu"."""
+
+    def percentiles(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {
+            "n": len(ordered),
+            "p50": ordered[len(ordered) // 2],
+            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+            "mean": sum(ordered) / len(ordered),
+        }
+
+    return {**percentiles([wall for wall, _ in samples]), "cpu": percentiles([cpu for _, cpu in samples])}
+
+
+def _first(path: str, warm: int) -> dict:
+    # The first request's figure holds what the import left for later (lazy imports, clients, secrets).
+    init, init_cpu = _time_import("app")
+    from bench import deliveries
+
+    invoke = Invoker()
+    make = deliveries.makers(duplicate_of=deliveries.new_incident_id())
+    expected = deliveries.EXPECTED[path]
+    first, first_cpu = invoke(make[path](), expected)
+    calls_first = invoke.calls()
+    samples = [invoke(make[path](), expected) for _ in range(warm)]
+    import resource
+
+    # Peak resident memory of this container after init and 1 + `warm` deliveries: what Lambda reports as
+    # Max Memory Used.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "init": init,
+        "init_cpu": init_cpu,
+        "first": first,
+        "first_cpu": first_cpu,
+        "first_calls": calls_first,
+        "warm": _summary(samples),
+        "max_rss_bytes": rss,
+    }
+
+
+def _warm(n: int, sampled: bool, profile: str | None) -> dict:
+    sys.path[:0] = [_TASK, _LAYER, _RUNTIME]
+    from bench import deliveries
+
+    invoke = Invoker(sampled)
+    duplicate_of = deliveries.new_incident_id()
+    make = deliveries.makers(duplicate_of)
+    # Warm up: clients, secrets, the duplicate's ledger item, lazily imported modules, caches.
+    invoke(deliveries.for_incident(duplicate_of), deliveries.EXPECTED["started"])
+    for path in deliveries.PATHS:
+        for _ in range(20):
+            invoke(make[path](), deliveries.EXPECTED[path])
+
+    results = {}
+    for path in deliveries.PATHS:
+        before = invoke.calls()
+        # Each delivery is made just before its invocation (outside the timing), as a new dict.
+        samples = [invoke(make[path](), deliveries.EXPECTED[path]) for _ in range(n)]
+        after = invoke.calls()
+        calls = {name: (after.get(name, 0) - before.get(name, 0)) / n for name in after}
+        results[path] = {**_summary(samples), "calls": {name: count for name, count in calls.items() if count}}
+
+    if profile:
+        results["profile"] = _profile(invoke, make[profile], deliveries.EXPECTED[profile], n)
+    return results
+
+
+# Where each profiled function's time goes: by the file it lives in; the standard library's and C builtins'
+# time goes to whoever called them (see _attribute).
+COMPONENTS = (
+    ("/bench/", "benchmark stand-ins (subtracted from the timings)"),
+    ("aws_xray_sdk/", "X-Ray SDK (Tracer's patches and subsegments)"),
+    ("wrapt/", "X-Ray SDK (Tracer's patches and subsegments)"),
+    ("aws_lambda_powertools/", "Powertools (resolver, Logger, Metrics, Tracer)"),
+    ("jmespath/", "Powertools (resolver, Logger, Metrics, Tracer)"),
+    ("botocore/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
+    ("boto3/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
+    ("dateutil/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
+    ("requests/", "requests + urllib3 (the Devin call)"),
+    ("urllib3/", "requests + urllib3 (the Devin call)"),
+    ("idna/", "requests + urllib3 (the Devin call)"),
+    ("/task/app.py", "the function's own code (app.py, bridge/)"),
+    ("/task/bridge/", "the function's own code (app.py, bridge/)"),
+)
+
+
+def _component(filename: str) -> str | None:
+    for marker, name in COMPONENTS:
+        if marker in filename:
+            return name
+    return None
+
+
+def _attribute(stats: dict) -> dict[str, float]:
+    """Own time per component; time in the standard library or C builtins is charged to their callers."""
+    owned: dict[str, float] = {}
+
+    def charge(function: tuple, amount: float, depth: int) -> None:
+        component = _component(function[0])
+        callers = stats[function][4] if function in stats else {}
+        if component is None and depth < 12 and callers:
+            # A function's time per caller: its own time (first step), then the callee's inclusive time.
+            weights = {caller: value[2] if depth == 0 else value[3] for caller, value in callers.items()}
+            total = sum(weights.values())
+            if total > 0:
+                for caller, weight in weights.items():
+                    charge(caller, amount * weight / total, depth + 1)
+                return
+        name = component or "Python (not attributable)"
+        owned[name] = owned.get(name, 0.0) + amount
+
+    for function, (_, _, tottime, _, _) in stats.items():
+        charge(function, tottime, 0)
+    return owned
+
+
+def _profile(invoke: Invoker, make, expected: tuple[int, str | None], n: int) -> dict:  # noqa: ANN001
+    import cProfile
+    import pstats
+
+    events = [make() for _ in range(n)]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for event in events:
+        invoke(event, expected)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, function), (_, calls, tottime, cumtime, _) in stats.items():
+        rows.append(
+            {
+                "function": f"{_short(filename)}:{line}({function})",
+                "calls": calls / n,
+                "tottime": tottime / n,
+                "cumtime": cumtime / n,
+            }
+        )
+    rows.sort(key=lambda row: row["tottime"], reverse=True)
+    components = sorted(_attribute(stats).items(), key=lambda item: item[1], reverse=True)
+    return {
+        "n": n,
+        "total": sum(row["tottime"] for row in rows),
+        "top": rows[:25],
+        "components": [{"component": name, "time": seconds / n} for name, seconds in components],
+    }
+
+
+def _short(filename: str) -> str:
+    for marker in ("/task/", "/layer/", "/runtime/", "/lib/python3."):
+        if marker in filename:
+            tail = filename.split(marker, 1)[1]
+            return tail.split("/", 1)[1] if marker == "/lib/python3." else tail
+    return filename
+
+
+def main(argv: list[str]) -> None:
+    mode, out = argv[0], argv[1]
+    if mode == "init":
+        wall, cpu = _time_import(argv[2])
+        result: dict = {"seconds": wall, "cpu": cpu}
+    elif mode == "first":
+        result = _first(argv[2], int(argv[3]))
+    elif mode == "warm":
+        result = _warm(int(argv[2]), argv[3] == "sampled", argv[4] if len(argv) > 4 else None)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    with open(out, "w", encoding="utf-8") as file:
+        json.dump(result, file)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
