@@ -17,8 +17,6 @@ import contextlib
 import json
 import os
 import re
-import socket
-import sys
 import threading
 import time
 import uuid
@@ -26,10 +24,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from local.http_server import ClosableHTTPServer
 from local.runtime import Invocation
 
 # HTTP APIs accept request bodies up to 10 MB.
@@ -240,38 +239,10 @@ class Gateway:
         return response
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a burst of deliveries should not wait on SYN retries
-
+class _Server(ClosableHTTPServer):
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)
         self.gateway = gateway
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Tracked in the accept loop so that stop() can cut every connection accepted before it.
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            open_now = list(self._open)
-        for conn in open_now:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up, and connections cut by stop(), are part of the job.
-        if not isinstance(sys.exception(), OSError):
-            super().handle_error(request, client_address)
 
 
 class _BadRequest(Exception):

@@ -19,7 +19,6 @@ import re
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -27,10 +26,12 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from local.http_server import ClosableHTTPServer
 
 _COLLECTION = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/?$")
 _ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?$")
@@ -165,40 +166,10 @@ TRANSIENT_FAULTS: tuple[TransientFault, ...] = (
 )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a burst of concurrent creates should not wait on SYN retries
-
+class _Server(ClosableHTTPServer):
     def __init__(self, address: tuple[str, int], standin: DevinStandIn) -> None:
         super().__init__(address, _Handler)
         self.standin = standin
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Tracked in the accept loop, not the handler thread, so no connection accepted before
-        # shutdown() can escape close_connections().
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        # shutdown() rather than close(): the handler thread sees EOF and closes the socket it owns.
-        with self._open_lock:
-            open_now = list(self._open)
-        for conn in open_now:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up, and connections cut by stop() or a reset fault, are part of the job.
-        if not isinstance(sys.exception(), OSError):
-            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
