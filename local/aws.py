@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from local.processes import stop_process
+
 REGION = "us-east-1"
 # Fake credentials: moto accepts anything, and nothing signed with these can reach a real account.
 ACCESS_KEY_ID = "testing"
@@ -137,12 +139,7 @@ class LocalAws:
         with contextlib.suppress(OSError):
             if process.stdin is not None:
                 process.stdin.close()
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` on this moto, with the fake credentials."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from local.lambda_worker import recv_frame, send_frame
+from local.processes import stop_process
 
 WORKER_SCRIPT = Path(__file__).resolve().with_name("lambda_worker.py")
 # Lambda gives the init phase 10 s; two cores importing boto3 and Powertools in several workers at once need
@@ -144,12 +145,7 @@ class ProcessContainer:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
     def _discard(self) -> None:
         self.broken = True
