@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from local.template import function_environment
 from scripts.bytecode import compile_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,19 +148,8 @@ def lambda_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
         "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
         "_AWS_XRAY_DAEMON_PORT": "2000",
-        # template.yaml's Environment.Variables with their defaults.
-        "TABLE_NAME": "pagerduty-postmortem-LedgerTable",
-        "SSM_PARAMETER_PREFIX": "/pagerduty-postmortem",
-        "DEVIN_API_BASE_URL": "https://api.devin.ai",
-        "EVENT_TYPES": "incident.resolved",
-        "PRIORITIES": "P1,P2",
-        "URGENCIES": "high",
-        "DEVIN_PLAYBOOK_ID": "",
-        "LEDGER_RETENTION_DAYS": "90",
-        "POWERTOOLS_SERVICE_NAME": "pagerduty-postmortem",
-        "POWERTOOLS_METRICS_NAMESPACE": "PagerDutyPostmortem",
-        "POWERTOOLS_PARAMETERS_MAX_AGE": "300",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
+        # template.yaml's Environment.Variables with their defaults, read from the template so they cannot drift.
+        **function_environment("pagerduty-postmortem-LedgerTable"),
     }
     environ.update(extra or {})
     return environ
