@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,6 +181,30 @@ def aws_faults(handler_module: Any) -> Iterator[Any]:
 
     with AwsFaults().installed() as faults:
         yield faults
+
+
+def hold_claim(incident_id: str, expires_in: int, holder: str = "other") -> None:
+    """Another delivery's claim on the incident: live when `expires_in` > 0, its holder dead otherwise."""
+    aws_client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={
+            "incident_id": {"S": incident_id},
+            "status": {"S": "claimed"},
+            "claim_token": {"S": holder},
+            "claim_expires_at": {"N": str(int(time.time()) + expires_in)},
+        },
+    )
+
+
+def backdate(incident_id: str, attribute: str, seconds: int) -> None:
+    """Sets an epoch-seconds attribute of the ledger item to `seconds` ago: stands for time passing."""
+    aws_client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"incident_id": {"S": incident_id}},
+        UpdateExpression="SET #attribute = :past",
+        ExpressionAttributeNames={"#attribute": attribute},
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - seconds)}},
+    )
 
 
 def ledger_item(incident_id: str) -> dict[str, Any] | None:

@@ -11,7 +11,16 @@ from bridge.ledger import Ledger, LedgerUnavailable
 from bridge.postmortem import SETTLE_SECONDS
 
 from local.devin_standin import Fault
-from tests.conftest import TABLE, FakeContext, aws_client, delete_parameter, ledger_item, ledger_items
+from tests.conftest import (
+    TABLE,
+    FakeContext,
+    aws_client,
+    backdate,
+    delete_parameter,
+    hold_claim,
+    ledger_item,
+    ledger_items,
+)
 from tests.support.events import api_event, incident, payload
 
 INCIDENT = "Q2CKYRLH85UNN4"
@@ -69,15 +78,7 @@ def test_another_event_for_a_started_incident_starts_nothing(invoke, devin) -> N
 
 def test_a_live_claim_by_another_delivery_gets_429_with_retry_after(invoke, devin) -> None:
     # GIVEN another invocation claimed the incident and is still talking to Devin
-    aws_client("dynamodb").put_item(
-        TableName=TABLE,
-        Item={
-            "incident_id": {"S": INCIDENT},
-            "status": {"S": "claimed"},
-            "claim_token": {"S": "other"},
-            "claim_expires_at": {"N": str(int(time.time()) + 20)},
-        },
-    )
+    hold_claim(INCIDENT, expires_in=20)
 
     answer = deliver(invoke)
 
@@ -90,15 +91,7 @@ def test_an_expired_claim_is_taken_over_and_its_session_found_by_tag(invoke, dev
     # GIVEN an invocation that created a session, then died before recording it, long enough ago
     deliver(invoke)
     session_id = devin.sessions[0]["session_id"]
-    aws_client("dynamodb").put_item(
-        TableName=TABLE,
-        Item={
-            "incident_id": {"S": INCIDENT},
-            "status": {"S": "claimed"},
-            "claim_token": {"S": "dead"},
-            "claim_expires_at": {"N": str(int(time.time()) - 1)},
-        },
-    )
+    hold_claim(INCIDENT, expires_in=-1, holder="dead")
 
     answer = deliver(invoke)
 
@@ -148,7 +141,7 @@ def test_when_lookups_find_nothing_once_devin_has_settled_the_session_is_created
 
     assert deliver(invoke).status == 503
     soon_after = deliver(invoke)
-    outcome_lost_long_ago()
+    backdate(INCIDENT, "outcome_lost_at", SETTLE_SECONDS + 1)
     later = deliver(invoke)
 
     assert soon_after.status == 503  # Devin might still have been creating it
@@ -174,15 +167,6 @@ def test_a_session_devin_creates_after_the_answer_was_lost_is_found_not_duplicat
     assert before_devin_finished.status == 503
     assert after.body["session_id"] == devin.sessions[0]["session_id"]
     assert len(devin.sessions) == 1
-
-
-def outcome_lost_long_ago() -> None:
-    aws_client("dynamodb").update_item(
-        TableName=TABLE,
-        Key={"incident_id": {"S": INCIDENT}},
-        UpdateExpression="SET outcome_lost_at = :past",
-        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - SETTLE_SECONDS - 1)}},
-    )
 
 
 def test_devin_unavailable_releases_the_claim_so_the_retry_starts_it(invoke, devin) -> None:

@@ -8,7 +8,6 @@ retries every 5xx and 429 for up to 48 hours, so "the next delivery" is that ret
 from __future__ import annotations
 
 import socket
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -20,9 +19,8 @@ from scripts.make_events import TEST_SIGNING_SECRET
 from tests.conftest import (
     DEVIN_KEY,
     DEVIN_ORG,
-    TABLE,
     FakeContext,
-    aws_client,
+    backdate,
     delete_parameter,
     ledger_item,
     put_parameter,
@@ -62,22 +60,12 @@ def claim_state(incident_id: str = INCIDENT) -> str:
 
 def lease_runs_out(incident_id: str = INCIDENT) -> None:
     """Stands for the time passing until a dead holder's lease has expired, and Devin has long settled."""
-    aws_client("dynamodb").update_item(
-        TableName=TABLE,
-        Key={"incident_id": {"S": incident_id}},
-        UpdateExpression="SET claim_expires_at = :past",
-        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - SETTLE_SECONDS - 1)}},
-    )
+    backdate(incident_id, "claim_expires_at", SETTLE_SECONDS + 1)
 
 
 def devin_has_settled(incident_id: str = INCIDENT) -> None:
     """Stands for the time passing until a session lost on the way could no longer still appear."""
-    aws_client("dynamodb").update_item(
-        TableName=TABLE,
-        Key={"incident_id": {"S": incident_id}},
-        UpdateExpression="SET outcome_lost_at = :past",
-        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - SETTLE_SECONDS - 1)}},
-    )
+    backdate(incident_id, "outcome_lost_at", SETTLE_SECONDS + 1)
 
 
 def exactly_one_session_recorded(devin: DevinStandIn, answer) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ import boto3
 import pytest
 
 from local.devin_standin import Fault
-from tests.conftest import REGION, TABLE, aws_client
+from tests.conftest import REGION, TABLE, hold_claim
 from tests.support.events import api_event, incident, payload
 from tests.support.template import FUNCTION, load_template, resource_properties
 
@@ -77,15 +76,7 @@ def every_ledger_path(invoke, devin, observed: list[Call]) -> list[Call]:
     devin.enqueue(Fault.create_then_reset())
     assert invoke(api_event(incident("QPRIV3"))).status == 503  # marked unknown
     assert invoke(api_event(incident("QPRIV3"))).body["status"] == "started"  # reconciled by tag
-    aws_client("dynamodb").put_item(
-        TableName=TABLE,
-        Item={
-            "incident_id": {"S": "QPRIV4"},
-            "status": {"S": "claimed"},
-            "claim_token": {"S": "other"},
-            "claim_expires_at": {"N": str(int(time.time()) + 20)},
-        },
-    )
+    hold_claim("QPRIV4", expires_in=20)
     assert invoke(api_event(incident("QPRIV4"))).status == 429  # in flight
     return observed
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,13 @@ from bridge.errors import BridgeError
 from bridge.ledger import Ledger
 
 from local.devin_standin import DevinStandIn, Fault
-from tests.conftest import TABLE, FakeContext, aws_client, delete_parameter, ledger_items, put_parameter
+from tests.conftest import (
+    FakeContext,
+    delete_parameter,
+    hold_claim,
+    ledger_items,
+    put_parameter,
+)
 from tests.support.aws_faults import CLAIM, READ_SECRETS, RECORD, RELEASE
 from tests.support.events import api_event, incident, payload
 
@@ -161,15 +166,7 @@ def malformed(deliver, devin, **_):
 
 
 def in_flight(deliver, devin, **_):
-    aws_client("dynamodb").put_item(
-        TableName=TABLE,
-        Item={
-            "incident_id": {"S": INCIDENT},
-            "status": {"S": "claimed"},
-            "claim_token": {"S": "other"},
-            "claim_expires_at": {"N": str(int(time.time()) + 20)},
-        },
-    )
+    hold_claim(INCIDENT, expires_in=20)
     assert deliver().status == 429
 
 
