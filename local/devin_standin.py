@@ -1,8 +1,9 @@
 """A stand-in for the Devin v3 sessions API on 127.0.0.1, with scripted faults, for tests and local dev.
 
-It speaks the three calls the Lambda makes (create, list by tag, get) over real HTTP/1.1 keep-alive
-connections, keeps every request and session in memory for assertions, and misbehaves on cue:
-`standin.enqueue(Fault.status(503, retry_after="2"), Fault.create_then_reset())`, or at random:
+It speaks the calls the Lambda makes (create, list by tag, get, send a message) over real HTTP/1.1 keep-alive
+connections, keeps every request, session and message in memory for assertions, and misbehaves on cue:
+`standin.enqueue(Fault.status(503, retry_after="2"), Fault.create_then_reset())` (and enqueue_list, enqueue_get,
+enqueue_message for the other calls), or at random:
 `DevinStandIn(failure_rate=0.1, failure_seed=7)` fails about one create in ten with a transient fault drawn
 from TRANSIENT_FAULTS (a seeded sequence; `standin.injected` counts what was drawn).
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import random
 import re
@@ -29,18 +31,31 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.http_server import ClosableHTTPServer
 
 _COLLECTION = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/?$")
 _ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?$")
+_MESSAGES = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/messages/?$")
+# The methods each route answers; any other gets 405 with Allow. (The real API also lists a session's messages
+# with GET on _MESSAGES; the stand-in does not.)
+_ROUTES: dict[re.Pattern[str], tuple[str, ...]] = {
+    _COLLECTION: ("GET", "POST"),
+    _ITEM: ("GET",),
+    _MESSAGES: ("POST",),
+}
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
 _PROMPT_MISSING = {"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}
 _BAD_FIRST = {"detail": [{"loc": ["query", "first"], "msg": "Input should be 1..200", "type": "int_parsing"}]}
+_MESSAGE_MISSING = {"detail": [{"loc": ["body", "message"], "msg": "Field required", "type": "missing"}]}
 
 Answer = tuple[int, dict[str, Any]]
+
+
+class _Problem(dict[str, Any]):
+    """A ProblemDetail answer from the work of a call: sent as application/problem+json."""
 
 
 def _problem(status: int, detail: str) -> bytes:
@@ -50,6 +65,10 @@ def _problem(status: int, detail: str) -> bytes:
     except ValueError:
         title = "Error"
     return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+
+
+def _not_found(session_id: str) -> Answer:
+    return 404, _Problem(json.loads(_problem(404, f"Session {session_id} not found")))
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,10 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour, used up by one create (or list) call. Build it with the class methods."""
+    """One scripted misbehaviour, used up by one call of the kind it was enqueued for (create, list, get, message).
+    Build it with the class methods."""
 
-    process: bool = True  # do the real work first: a create makes its session, a list reads its page
+    process: bool = True  # do the real work first: make the session, record the message, read the list or session
     wait_before: float = 0.0
     wait_after: float = 0.0
     drop: bool = False  # reset the connection instead of answering
@@ -91,7 +111,8 @@ class Fault:
         content_type: str | None = None,
         create: bool = False,
     ) -> Fault:
-        """Answer `code` with `body` (default: a ProblemDetail, or the session itself when create=True)."""
+        """Answer `code` with `body` (default: a ProblemDetail; or, with create=True, the real answer's JSON after
+        doing the real work: the session made, the message recorded)."""
         extra = dict(headers or {})
         if retry_after is not None:
             extra["Retry-After"] = str(retry_after)
@@ -118,7 +139,7 @@ class Fault:
 
     @classmethod
     def create_then_reset(cls) -> Fault:
-        """Make the session, then reset the connection: the caller cannot know it worked."""
+        """Make the session (record the message), then reset the connection: the caller cannot know it worked."""
         return cls(drop=True)
 
     @classmethod
@@ -192,24 +213,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not standin._pause(standin.latency):
             return self._drop()
 
-        if match := _COLLECTION.match(url.path):
-            allowed: tuple[str, ...] = ("GET", "POST")
-        elif match := _ITEM.match(url.path):
-            allowed = ("GET",)
-        else:
+        match = next(filter(None, (pattern.match(url.path) for pattern in _ROUTES)), None)
+        if match is None:
             return self._send(404, _problem(404, f"No route for {url.path}"), _PROBLEM)
+        pattern, allowed = match.re, _ROUTES[match.re]
         if self.command not in allowed:
             detail = f"{self.command} is not allowed here"
             return self._send(405, _problem(405, detail), _PROBLEM, (("Allow", ", ".join(allowed)),))
         if refusal := standin._refusal(self.headers.get("Authorization"), match["org"]):
             return self._send(*refusal)
 
-        org, sid = match["org"], match.groupdict().get("sid")
-        if sid is not None:
-            session = standin._find(org, sid)
-            if session is None:
-                return self._send(404, _problem(404, f"Session {sid} not found"), _PROBLEM)
-            return self._send(200, json.dumps(session).encode())
+        org = match["org"]
+        sid = unquote(match["sid"]) if pattern is not _COLLECTION else ""  # decoded, as a server does a path parameter
+        if pattern is _MESSAGES:
+            return self._serve(standin._next_fault(standin._message_faults), lambda: standin._message(org, sid, body))
+        if pattern is _ITEM:
+            return self._serve(standin._next_fault(standin._get_faults), lambda: standin._get(org, sid))
         if self.command == "POST":
             return self._serve(standin._next_create_fault(), lambda: standin._create(org, body))
         return self._serve(standin._next_fault(standin._list_faults), lambda: standin._list(org, query))
@@ -224,7 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = work() if fault.process else (fault.status_code or 500, None)
         if payload is not None and status >= 400:
             # The real API would reject this request; no script makes it accept one.
-            return self._send(status, json.dumps(payload).encode())
+            content_type = _PROBLEM if isinstance(payload, _Problem) else _JSON
+            return self._send(status, json.dumps(payload).encode(), content_type)
         if not standin._pause(fault.wait_after) or fault.drop:
             return self._drop()
         status = fault.status_code or status
@@ -285,11 +305,15 @@ class DevinStandIn:
         # (Fault injection, not cryptography.)
         self._failures = random.Random(failure_seed)  # noqa: S311  # nosec B311
         self.requests: list[RecordedRequest] = []
+        # Each as the API returns it. The messages a session received are kept apart, in _messages.
         self.sessions: list[dict[str, Any]] = []
+        self._messages: dict[str, list[dict[str, Any]]] = {}  # by session id: [{"message", "created_at"}]
         # How many creates got each random fault, by TransientFault.name (scripted faults are not counted).
         self.injected: Counter[str] = Counter()
         self._create_faults: deque[Fault] = deque()
         self._list_faults: deque[Fault] = deque()
+        self._get_faults: deque[Fault] = deque()
+        self._message_faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -337,6 +361,19 @@ class DevinStandIn:
         with self._lock:
             return [r for r in self.requests if r.method == "POST" and _COLLECTION.match(r.path)]
 
+    def message_requests(self) -> list[RecordedRequest]:
+        """The send-message calls received, in order (whatever became of them)."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and _MESSAGES.match(r.path)]
+
+    def messages(self, session_id: str) -> list[str]:
+        """The messages the session received and recorded, in order ([] if none, or no such session).
+
+        They outlive forget_session: what the stand-in received stays on record, like `requests`.
+        """
+        with self._lock:
+            return [m["message"] for m in self._messages.get(session_id, [])]
+
     def enqueue(self, *faults: Fault) -> None:
         """Script the next create calls, one fault each, in order; after them creates behave normally.
 
@@ -351,14 +388,60 @@ class DevinStandIn:
         with self._lock:
             self._list_faults.extend(faults)
 
+    def enqueue_get(self, *faults: Fault) -> None:
+        """Script the next get-session calls, one fault each, in order. An unknown session is a 404 whatever its
+        fault says (unless the fault answers without doing the work, as Fault.status does)."""
+        with self._lock:
+            self._get_faults.extend(faults)
+
+    def enqueue_message(self, *faults: Fault) -> None:
+        """Script the next send-message calls, one fault each, in order. Fault.create_then_reset() records the
+        message, then resets the connection; Fault.reset() and Fault.status() record nothing."""
+        with self._lock:
+            self._message_faults.extend(faults)
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        status: str | None = None,
+        status_detail: str | None = None,
+        acus_consumed: float | None = None,
+    ) -> None:
+        """Change what Devin reports for the session, as its work would; None leaves a field as it is.
+
+        Raises KeyError for a session the stand-in does not have.
+        """
+        with self._lock:
+            session = self._live(session_id)
+            changes = {"status": status, "status_detail": status_detail, "acus_consumed": acus_consumed}
+            session.update({key: value for key, value in changes.items() if value is not None})
+            session["updated_at"] = int(time.time())
+
+    def open_pull_request(self, session_id: str, url: str, state: str = "open") -> None:
+        """Add a pull request to the session, as Devin does when it opens one. KeyError for an unknown session."""
+        with self._lock:
+            session = self._live(session_id)
+            session["pull_requests"].append({"pr_url": url, "pr_state": state})
+            session["updated_at"] = int(time.time())
+
+    def forget_session(self, session_id: str) -> None:
+        """Drop the session, as if Devin had deleted it: every later call for it (get, message) answers 404, and
+        lists leave it out. KeyError for an unknown session."""
+        with self._lock:
+            self.sessions.remove(self._live(session_id))
+
     def reset(self) -> None:
-        """Forget requests, sessions and scripted faults (in place, so held references see it)."""
+        """Forget requests, sessions, messages and scripted faults (in place, so held references see it)."""
         with self._lock:
             self.requests.clear()
             self.sessions.clear()
             self.injected.clear()
             self._create_faults.clear()
             self._list_faults.clear()
+            self._get_faults.clear()
+            self._message_faults.clear()
+            self._messages.clear()
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -394,10 +477,44 @@ class DevinStandIn:
             return 403, _problem(403, f"This credential has no access to organization {org}"), _PROBLEM
         return None
 
+    def _live(self, session_id: str) -> dict[str, Any]:
+        """The stored session itself, for a state helper; the caller holds the lock."""
+        found = next((s for s in self.sessions if s["session_id"] == session_id), None)
+        if found is None:
+            raise KeyError(session_id)
+        return found
+
+    def _stored(self, org: str, session_id: str) -> dict[str, Any] | None:
+        """The stored session of that org, or None; the caller holds the lock."""
+        return next((s for s in self.sessions if s["org_id"] == org and s["session_id"] == session_id), None)
+
     def _find(self, org: str, session_id: str) -> dict[str, Any] | None:
+        """The stored session as it is now (a copy: the state helpers may change it while it is being sent)."""
         with self._lock:
-            found = (s for s in self.sessions if s["org_id"] == org and s["session_id"] == session_id)
-            return next(found, None)
+            return copy.deepcopy(self._stored(org, session_id))
+
+    def _get(self, org: str, session_id: str) -> Answer:
+        session = self._find(org, session_id)
+        return (200, session) if session is not None else _not_found(session_id)
+
+    def _message(self, org: str, session_id: str, body: bytes) -> Answer:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        message = data.get("message") if isinstance(data, dict) else None
+        with self._lock:
+            session = self._stored(org, session_id)
+            if session is None:
+                return _not_found(session_id)
+            if not isinstance(message, str) or not message.strip():
+                return 422, _MESSAGE_MISSING
+            now = int(time.time())
+            self._messages.setdefault(session_id, []).append({"message": message, "created_at": now})
+            if session["status"] == "suspended":  # "If the session is suspended, it will be automatically resumed."
+                session["status"], session["status_detail"] = "running", "working"
+            session["updated_at"] = now
+            return 200, copy.deepcopy(session)
 
     def _create(self, org: str, body: bytes) -> Answer:
         try:
@@ -422,10 +539,12 @@ class DevinStandIn:
             "acus_consumed": 0,
             "pull_requests": [],
             "is_archived": False,
+            "status_detail": None,
         }
+        answer = copy.deepcopy(session)  # the state helpers may change the stored one while the answer is sent
         with self._lock:
             self.sessions.append(session)
-        return 200, session
+        return 200, answer
 
     def _list(self, org: str, query: dict[str, list[str]]) -> Answer:
         wanted = query.get("tags", [])
@@ -435,11 +554,11 @@ class DevinStandIn:
             first = 0
         if not 1 <= first <= 200:
             return 422, _BAD_FIRST
+        after = query.get("after", [""])[-1]
         with self._lock:
             matched = [s for s in self.sessions if s["org_id"] == org and all(t in (s["tags"] or []) for t in wanted)]
-        after = query.get("after", [""])[-1]
-        start = next((i + 1 for i, s in enumerate(matched) if s["session_id"] == after), 0) if after else 0
-        page = matched[start : start + first]
+            start = next((i + 1 for i, s in enumerate(matched) if s["session_id"] == after), 0) if after else 0
+            page = copy.deepcopy(matched[start : start + first])
         more = start + first < len(matched)
         end_cursor = page[-1]["session_id"] if more and page else None
         return 200, {"items": page, "end_cursor": end_cursor, "has_next_page": more, "total": len(matched)}

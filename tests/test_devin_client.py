@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import socket
+from urllib.parse import quote
 
 import pytest
 import requests
-from bridge.devin import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable
+from bridge.devin import (
+    MAX_PULL_REQUESTS,
+    MAX_URL_LENGTH,
+    DevinClient,
+    DevinOutcomeUnknown,
+    DevinRejected,
+    DevinUnavailable,
+    SessionNotFound,
+    SessionState,
+)
 from bridge.prompt import SessionRequest
 
 from local.devin_standin import DevinStandIn, Fault
@@ -171,3 +181,317 @@ def test_find_session_is_retried_even_after_a_reset_because_listing_is_safe(devi
 
     assert c.find_session("pagerduty-incident:Q1", deadline=clock() + 20) == created
     assert len(clock.sleeps) == 2
+
+
+# Reading one session, and sending it a message
+
+
+def _created(devin: DevinStandIn, clock: Clock) -> str:
+    """A session made in the stand-in by a create call, as the Lambda makes them."""
+    return client(devin.base_url, clock).create_session(REQUEST, deadline=clock() + 20).session_id
+
+
+def _errors(error: BaseException | None) -> list[BaseException]:
+    """The exception and every exception it was raised from or during."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+def test_get_session_reports_a_new_session_as_devin_does(devin: DevinStandIn, clock: Clock) -> None:
+    sid = _created(devin, clock)
+
+    state = client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
+
+    assert state == SessionState(sid, status="new", status_detail=None, pull_request_urls=(), acus_consumed=0)
+    sent = devin.requests[-1]
+    assert (sent.method, sent.path) == ("GET", f"/v3/organizations/{DEVIN_ORG}/sessions/{sid}")
+    assert sent.headers["authorization"] == f"Bearer {DEVIN_KEY}"
+
+
+def test_get_session_reports_status_detail_acus_and_only_usable_pull_request_urls(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.update_session(sid, status="running", status_detail="finished", acus_consumed=2.5)
+    for url in (
+        "https://github.com/acme/checkout-api/pull/7",
+        "javascript:alert(document.cookie)",
+        "https://github.com/acme/checkout-api/pull/7",  # the same pull request twice
+        "ftp://files.example.com/patch",
+        "/acme/checkout-api/pull/8",  # not absolute
+        "https://github.com/acme/" + "x" * MAX_URL_LENGTH,  # too long to pass on
+        "https://github.com/acme/checkout-api/pull/9\nInjected: line",
+        "https://github.com/acme/checkout-api/pull/10 (see the rollback)",
+        "http://gitlab.example.com/acme/infra/-/merge_requests/3",
+    ):
+        devin.open_pull_request(sid, url)
+
+    state = client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
+
+    assert (state.status, state.status_detail, state.acus_consumed) == ("running", "finished", 2.5)
+    assert state.pull_request_urls == (
+        "https://github.com/acme/checkout-api/pull/7",
+        "http://gitlab.example.com/acme/infra/-/merge_requests/3",
+    )
+
+
+def test_get_session_passes_on_at_most_max_pull_requests_urls(devin, clock) -> None:
+    sid = _created(devin, clock)
+    for n in range(MAX_PULL_REQUESTS + 5):
+        devin.open_pull_request(sid, f"https://github.com/acme/api/pull/{n}")
+
+    state = client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
+
+    assert state.pull_request_urls == tuple(f"https://github.com/acme/api/pull/{n}" for n in range(MAX_PULL_REQUESTS))
+
+
+def test_get_session_reads_a_session_with_odd_or_missing_fields(devin, clock) -> None:
+    odd = {
+        "session_id": "devin-odd",
+        "status": None,
+        "status_detail": 3,
+        "acus_consumed": True,
+        "pull_requests": [{"pr_url": 5}, "https://github.com/acme/api/pull/1", {}, {"pr_url": "https://h.example/1"}],
+    }
+    devin.enqueue_get(Fault.status(200, odd), Fault.status(200, b'{"session_id": "devin-inf", "acus_consumed": 1e999}'))
+    c = client(devin.base_url, clock)
+
+    state = c.get_session("devin-odd", deadline=clock() + 20)
+    # Valid JSON, yet beyond a float: JSON readers make it infinity.
+    infinite = c.get_session("devin-inf", deadline=clock() + 20)
+
+    assert state == SessionState("devin-odd", "", None, ("https://h.example/1",), None)
+    assert infinite.acus_consumed is None
+
+
+@pytest.mark.parametrize("fault", [Fault.status(503), Fault.reset()], ids=["503", "reset"])
+def test_get_session_is_retried_because_reading_is_safe(devin, clock, fault: Fault) -> None:
+    sid = _created(devin, clock)
+    devin.enqueue_get(fault)
+
+    state = client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
+
+    assert state.session_id == sid
+    assert clock.sleeps == [0.5]
+    assert [r.method for r in devin.requests[1:]] == ["GET", "GET"]
+
+
+def test_get_session_of_a_session_devin_no_longer_has_is_not_found(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.forget_session(sid)
+
+    with pytest.raises(SessionNotFound) as caught:
+        client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
+
+    assert caught.value.session_id == sid
+    assert len(devin.requests) == 2 and clock.sleeps == []  # the create, and one get: a 404 is not retried
+
+
+def test_get_session_with_a_key_devin_no_longer_accepts_is_rejected(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.api_key = "cog_rotated_since"
+
+    with pytest.raises(DevinRejected) as caught:
+        client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
+
+    assert caught.value.status == 401
+    assert len(devin.requests) == 2 and clock.sleeps == []
+
+
+def test_get_session_whose_answer_is_not_a_session_is_unavailable(devin, clock) -> None:
+    devin.enqueue_get(Fault.status(200, b"<html>Scheduled maintenance</html>"))
+
+    with pytest.raises(DevinUnavailable):
+        client(devin.base_url, clock).get_session("devin-abc", deadline=clock() + 20)
+
+
+def test_a_404_from_the_session_list_stays_a_rejection(devin, clock) -> None:
+    devin.enqueue_list(Fault.status(404))
+
+    with pytest.raises(DevinRejected) as caught:
+        client(devin.base_url, clock).find_session("pagerduty-incident:Q1", deadline=clock() + 20)
+
+    assert caught.value.status == 404
+
+
+def test_send_message_posts_the_message_once_and_returns_the_session(devin, clock) -> None:
+    sid = _created(devin, clock)
+
+    state = client(devin.base_url, clock).send_message(sid, "Also check the 10:02 deploy.", deadline=clock() + 20)
+
+    [sent] = devin.message_requests()
+    assert sent.path == f"/v3/organizations/{DEVIN_ORG}/sessions/{sid}/messages"
+    assert sent.headers["authorization"] == f"Bearer {DEVIN_KEY}"
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.json() == {"message": "Also check the 10:02 deploy."}
+    assert devin.messages(sid) == ["Also check the 10:02 deploy."]
+    assert state is not None and (state.session_id, state.status) == (sid, "new")
+
+
+def test_send_message_wakes_a_suspended_session(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.update_session(sid, status="suspended", status_detail="inactivity")
+    c = client(devin.base_url, clock)
+
+    state = c.send_message(sid, "Please continue.", deadline=clock() + 20)
+
+    assert state is not None and state.status == "running"
+    assert c.get_session(sid, deadline=clock() + 20).status == "running"
+
+
+def test_send_message_accepted_with_an_answer_that_is_not_a_session_returns_none(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.enqueue_message(Fault.status(200))  # a 2xx whose body is a ProblemDetail, not a session
+
+    assert client(devin.base_url, clock).send_message(sid, "m", deadline=clock() + 20) is None
+    assert len(devin.message_requests()) == 1
+
+
+def test_send_message_to_a_session_devin_no_longer_has_is_not_found(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.forget_session(sid)
+
+    with pytest.raises(SessionNotFound):
+        client(devin.base_url, clock).send_message(sid, "m", deadline=clock() + 20)
+
+    assert len(devin.message_requests()) == 1 and devin.messages(sid) == []
+
+
+def test_send_message_without_permission_is_rejected_without_retry(devin, clock) -> None:
+    sid = _created(devin, clock)
+    # Third-party reports: messaging needs ManageOrgSessions, and answers 403 without it.
+    devin.enqueue_message(Fault.status(403))
+
+    with pytest.raises(DevinRejected) as caught:
+        client(devin.base_url, clock).send_message(sid, "m", deadline=clock() + 20)
+
+    assert caught.value.status == 403
+    assert len(devin.message_requests()) == 1 and devin.messages(sid) == []
+
+
+def test_send_message_refused_until_tries_run_out_is_unavailable_with_retry_after(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.enqueue_message(*[Fault.status(503, retry_after=2)] * 4)
+
+    with pytest.raises(DevinUnavailable) as caught:
+        client(devin.base_url, clock).send_message(sid, "m", deadline=clock() + 20)
+
+    assert caught.value.retry_after == 2
+    assert clock.sleeps == [2.0, 2.0, 2.0]
+    assert len(devin.message_requests()) == 4 and devin.messages(sid) == []
+
+
+@pytest.mark.parametrize("fault", [Fault.create_then_reset(), Fault.create_then_hang(2)], ids=["reset", "hang"])
+def test_send_message_whose_answer_is_lost_is_not_resent_but_reported_unknown(devin, clock, fault: Fault) -> None:
+    sid = _created(devin, clock)
+    devin.enqueue_message(fault)
+
+    with pytest.raises(DevinOutcomeUnknown):
+        client(devin.base_url, clock, read_timeout=0.3).send_message(sid, "Only once.", deadline=clock() + 20)
+
+    assert devin.messages(sid) == ["Only once."]
+    assert len(devin.message_requests()) == 1
+
+
+def test_send_message_refused_before_sending_is_retried_and_delivered_once(devin, clock) -> None:
+    sid = _created(devin, clock)
+    devin.stop()  # nothing listens on its port until the client has waited once
+
+    def wait_then_come_back(seconds: float) -> None:
+        clock.sleep(seconds)
+        devin.start()  # the same port, the same sessions
+
+    c = DevinClient(
+        devin.base_url,
+        DEVIN_KEY,
+        DEVIN_ORG,
+        requests.Session(),
+        clock=clock,
+        sleep=wait_then_come_back,
+        jitter=lambda: 1,
+    )
+
+    state = c.send_message(sid, "Delivered after a refusal.", deadline=clock() + 20)
+
+    assert state is not None and state.session_id == sid
+    assert clock.sleeps == [0.5]
+    assert devin.messages(sid) == ["Delivered after a refusal."]
+
+
+def test_send_message_is_not_started_when_the_deadline_is_too_close(devin, clock) -> None:
+    sid = _created(devin, clock)
+
+    with pytest.raises(DevinUnavailable):
+        client(devin.base_url, clock).send_message(sid, "m", deadline=clock() + 0.5)
+
+    assert devin.message_requests() == []
+
+
+@pytest.mark.parametrize(
+    "odd", ["devin-a/b", "devin-x?tags=y#frag", "devin-100%25", "devin-a b", "../sessions", "devin-é"]
+)
+def test_session_ids_go_into_the_path_quoted_as_one_segment(devin, clock, odd: str) -> None:
+    _created(devin, clock)
+    devin.sessions[0]["session_id"] = odd  # as if Devin had issued such an id
+    c = client(devin.base_url, clock)
+
+    state = c.get_session(odd, deadline=clock() + 20)
+    c.send_message(odd, "m", deadline=clock() + 20)
+
+    assert state.session_id == odd
+    assert devin.messages(odd) == ["m"]
+    [sent] = devin.message_requests()
+    assert sent.path == f"/v3/organizations/{DEVIN_ORG}/sessions/{quote(odd, safe='')}/messages"
+    assert sent.query == {}
+
+
+@pytest.mark.parametrize("sid", ["", ".", ".."])
+def test_a_session_id_no_path_can_name_is_not_found_without_calling_devin(devin, clock, sid: str) -> None:
+    c = client(devin.base_url, clock)
+
+    with pytest.raises(SessionNotFound):
+        c.get_session(sid, deadline=clock() + 20)
+    with pytest.raises(SessionNotFound):
+        c.send_message(sid, "m", deadline=clock() + 20)
+
+    assert devin.requests == [] and devin.sessions == []
+
+
+def _wrong_key(devin: DevinStandIn, sid: str) -> None:
+    devin.api_key = "cog_rotated_since"
+
+
+@pytest.mark.parametrize(
+    ("call", "setup", "expected"),
+    [
+        pytest.param("get", DevinStandIn.forget_session, SessionNotFound, id="get-404"),
+        pytest.param("get", _wrong_key, DevinRejected, id="get-401"),
+        pytest.param("get", lambda d, _: d.enqueue_get(*[Fault.status(503)] * 4), DevinUnavailable, id="get-503"),
+        pytest.param("message", DevinStandIn.forget_session, SessionNotFound, id="message-404"),
+        pytest.param("message", _wrong_key, DevinRejected, id="message-401"),
+        pytest.param(
+            "message", lambda d, _: d.enqueue_message(*[Fault.status(429)] * 4), DevinUnavailable, id="message-429"
+        ),
+        pytest.param(
+            "message", lambda d, _: d.enqueue_message(Fault.create_then_reset()), DevinOutcomeUnknown, id="message-lost"
+        ),
+        pytest.param(
+            "message", lambda d, _: d.enqueue_message(Fault.create_then_hang(2)), DevinOutcomeUnknown, id="message-slow"
+        ),
+    ],
+)
+def test_the_api_key_never_appears_in_what_the_calls_raise(devin, clock, call, setup, expected) -> None:
+    sid = _created(devin, clock)
+    setup(devin, sid)
+    c = client(devin.base_url, clock, read_timeout=0.3)
+
+    with pytest.raises(expected) as caught:
+        if call == "get":
+            c.get_session(sid, deadline=clock() + 20)
+        else:
+            c.send_message(sid, "m", deadline=clock() + 20)
+
+    for error in _errors(caught.value):
+        assert DEVIN_KEY not in f"{error} {error!r}"
+    assert DEVIN_KEY not in repr(c)

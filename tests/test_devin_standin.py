@@ -299,6 +299,223 @@ def test_reset_forgets_requests_sessions_and_faults(standin: DevinStandIn, api: 
     assert api.get(_sessions_url(standin), timeout=5).status_code == 200
 
 
+# One session: get, send a message, and the state helpers
+
+
+def _session_url(standin: DevinStandIn, session_id: str, org: str = ORG) -> str:
+    return f"{_sessions_url(standin, org)}/{session_id}"
+
+
+def _message(api: requests.Session, standin: DevinStandIn, session_id: str, message: Any = "hi") -> requests.Response:
+    return api.post(f"{_session_url(standin, session_id)}/messages", json={"message": message}, timeout=5)
+
+
+def test_a_new_session_has_no_status_detail_and_no_messages_in_its_json(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    created = _create(api, standin).json()
+
+    assert created["status_detail"] is None
+    assert "messages" not in created
+    assert standin.messages(created["session_id"]) == []
+
+
+def test_message_is_recorded_and_answers_the_session(standin: DevinStandIn, api: requests.Session) -> None:
+    sid = _create(api, standin).json()["session_id"]
+
+    first, second = _message(api, standin, sid, "Look at the deploy."), _message(api, standin, sid, "And the DB.")
+
+    assert first.status_code == 200 and first.headers["Content-Type"] == "application/json"
+    assert second.json() == standin.sessions[0] and "messages" not in second.json()
+    assert standin.messages(sid) == ["Look at the deploy.", "And the DB."]
+    assert [r.json() for r in standin.message_requests()] == [
+        {"message": "Look at the deploy."},
+        {"message": "And the DB."},
+    ]
+    assert standin.create_requests() == [standin.requests[0]]  # a message is not a create
+
+
+def test_message_resumes_a_suspended_session_only(standin: DevinStandIn, api: requests.Session) -> None:
+    suspended, finished = (_create(api, standin).json()["session_id"] for _ in range(2))
+    standin.update_session(suspended, status="suspended", status_detail="inactivity")
+    standin.update_session(finished, status="exit")
+
+    resumed = _message(api, standin, suspended).json()
+    _message(api, standin, finished)
+
+    assert resumed["status"] == "running"
+    assert api.get(_session_url(standin, suspended), timeout=5).json()["status"] == "running"
+    assert api.get(_session_url(standin, finished), timeout=5).json()["status"] == "exit"
+
+
+def test_message_to_an_unknown_session_is_a_404_problem(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = _message(api, standin, f"devin-{'0' * 32}")
+
+    assert answer.status_code == 404
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["status"] == 404
+    assert standin.messages(f"devin-{'0' * 32}") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"message": ""}, {"message": "   "}, {"message": 5}, {"message": None}, ["hi"], b"message=hi"],
+    ids=["no-message", "empty", "blank", "number", "null", "array", "not-json"],
+)
+def test_message_without_a_message_is_a_422(standin: DevinStandIn, api: requests.Session, body: Any) -> None:
+    sid = _create(api, standin).json()["session_id"]
+    url = f"{_session_url(standin, sid)}/messages"
+
+    answer = api.post(url, data=body, timeout=5) if isinstance(body, bytes) else api.post(url, json=body, timeout=5)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "message"]
+    assert standin.messages(sid) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "org", "status"),
+    [({"Authorization": "Bearer cog_wrong"}, ORG, 401), ({}, ORG, 401), (AUTH, "org-someone-else", 403)],
+    ids=["wrong-key", "no-key", "other-org"],
+)
+def test_message_and_get_check_credentials_and_org(
+    standin: DevinStandIn, api: requests.Session, headers: dict[str, str], org: str, status: int
+) -> None:
+    sid = _create(api, standin).json()["session_id"]
+    url = _session_url(standin, sid, org)
+
+    posted = requests.post(f"{url}/messages", json={"message": "hi"}, headers=headers, timeout=5)
+    got = requests.get(url, headers=headers, timeout=5)
+
+    assert (posted.status_code, got.status_code) == (status, status)
+    assert posted.headers["Content-Type"] == "application/problem+json"
+    assert standin.messages(sid) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "allow"),
+    [("POST", "", "GET"), ("DELETE", "", "GET"), ("GET", "/messages", "POST"), ("PUT", "/messages", "POST")],
+)
+def test_other_methods_on_a_session_or_its_messages_are_a_405(
+    standin: DevinStandIn, api: requests.Session, method: str, suffix: str, allow: str
+) -> None:
+    sid = _create(api, standin).json()["session_id"]
+
+    answer = api.request(method, f"{_session_url(standin, sid)}{suffix}", json={"message": "hi"}, timeout=5)
+
+    assert answer.status_code == 405 and answer.headers["Allow"] == allow
+    assert standin.messages(sid) == []
+
+
+def test_a_percent_encoded_session_id_is_decoded(standin: DevinStandIn, api: requests.Session) -> None:
+    _create(api, standin)
+    standin.sessions[0]["session_id"] = "devin-a/b c"
+
+    assert api.get(_session_url(standin, "devin-a%2Fb%20c"), timeout=5).status_code == 200
+    assert _message(api, standin, "devin-a%2Fb%20c").status_code == 200
+    assert standin.messages("devin-a/b c") == ["hi"]
+
+
+def test_get_faults_apply_to_get_calls_only(standin: DevinStandIn, api: requests.Session) -> None:
+    sid = _create(api, standin).json()["session_id"]
+    standin.enqueue_get(Fault.status(503, retry_after="1"), Fault.reset(), Fault.delay(0.2))
+
+    assert _create(api, standin).status_code == 200
+    assert api.get(_sessions_url(standin), timeout=5).status_code == 200
+    assert _message(api, standin, sid).status_code == 200
+    unavailable = api.get(_session_url(standin, sid), timeout=5)
+    with pytest.raises(requests.ConnectionError):
+        api.get(_session_url(standin, sid), timeout=5)
+    started = time.monotonic()
+    delayed = api.get(_session_url(standin, sid), timeout=5)
+
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "1"
+    assert delayed.status_code == 200 and time.monotonic() - started >= 0.2
+    assert delayed.json() == standin.sessions[0]
+
+
+def test_message_faults_decide_whether_the_message_is_recorded(standin: DevinStandIn, api: requests.Session) -> None:
+    sid = _create(api, standin).json()["session_id"]
+    standin.enqueue_message(Fault.status(503), Fault.reset(), Fault.create_then_reset())
+
+    assert _create(api, standin).status_code == 200  # creates take no message fault
+    refused = _message(api, standin, sid, "refused")
+    with pytest.raises(requests.ConnectionError):
+        _message(api, standin, sid, "reset before")
+    with pytest.raises(requests.ConnectionError):
+        _message(api, standin, sid, "recorded, then reset")
+    normal = _message(api, standin, sid, "normal")
+
+    assert refused.status_code == 503 and normal.status_code == 200
+    assert standin.messages(sid) == ["recorded, then reset", "normal"]
+    assert len(standin.message_requests()) == 4
+
+
+def test_a_message_fault_for_an_unknown_session_still_answers_404(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.enqueue_message(Fault.create_then_reset())
+
+    assert _message(api, standin, "devin-gone").status_code == 404
+
+
+def test_update_session_and_open_pull_request_show_in_get_and_list(
+    standin: DevinStandIn, api: requests.Session
+) -> None:
+    sid = _create(api, standin).json()["session_id"]
+
+    standin.update_session(sid, status="running", status_detail="working", acus_consumed=1.25)
+    standin.open_pull_request(sid, "https://github.com/acme/api/pull/7")
+    standin.open_pull_request(sid, "https://github.com/acme/api/pull/8", state="merged")
+    standin.update_session(sid, status="exit")  # None leaves the other fields as they are
+
+    got = api.get(_session_url(standin, sid), timeout=5).json()
+    assert (got["status"], got["status_detail"], got["acus_consumed"]) == ("exit", "working", 1.25)
+    assert got["pull_requests"] == [
+        {"pr_url": "https://github.com/acme/api/pull/7", "pr_state": "open"},
+        {"pr_url": "https://github.com/acme/api/pull/8", "pr_state": "merged"},
+    ]
+    assert api.get(_sessions_url(standin), timeout=5).json()["items"] == [got]
+
+
+def test_forget_session_makes_every_later_call_for_it_a_404(standin: DevinStandIn, api: requests.Session) -> None:
+    sid = _create(api, standin).json()["session_id"]
+    _message(api, standin, sid, "before")
+
+    standin.forget_session(sid)
+
+    assert api.get(_session_url(standin, sid), timeout=5).status_code == 404
+    assert _message(api, standin, sid, "after").status_code == 404
+    assert _list_ids(api, standin) == []
+    assert standin.messages(sid) == ["before"]  # what it received stays on record
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        lambda s: s.update_session("devin-none", status="running"),
+        lambda s: s.open_pull_request("devin-none", "https://github.com/acme/api/pull/1"),
+        lambda s: s.forget_session("devin-none"),
+    ],
+    ids=["update_session", "open_pull_request", "forget_session"],
+)
+def test_state_helpers_refuse_an_unknown_session(standin: DevinStandIn, helper: Any) -> None:
+    with pytest.raises(KeyError):
+        helper(standin)
+
+
+def test_reset_also_forgets_messages_and_get_and_message_faults(standin: DevinStandIn, api: requests.Session) -> None:
+    old = _create(api, standin).json()["session_id"]
+    _message(api, standin, old)
+    standin.enqueue_get(Fault.status(500))
+    standin.enqueue_message(Fault.status(500))
+
+    standin.reset()
+
+    assert standin.messages(old) == [] and standin.message_requests() == []
+    sid = _create(api, standin).json()["session_id"]
+    assert api.get(_session_url(standin, sid), timeout=5).status_code == 200
+    assert _message(api, standin, sid).status_code == 200
+
+
 # Concurrency and lifecycle
 
 

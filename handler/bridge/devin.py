@@ -1,13 +1,16 @@
-"""A small Devin v3 API client: create a session, find one by tag, retry what is safe to retry, within a deadline."""
+"""A small Devin v3 API client: create a session, find one by tag, read one, message one; retry what is safe to
+retry, within a deadline."""
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
+from urllib.parse import quote, urlsplit
 
 from urllib3.exceptions import NewConnectionError
 
@@ -24,7 +27,8 @@ class DevinError(Exception):
 
 
 class DevinUnavailable(DevinError):
-    """Nothing was created: the API refused with 429/5xx, or could not be reached, until time or tries ran out."""
+    """Nothing was created or sent: the API refused with 429/5xx, or could not be reached, until time or tries ran
+    out."""
 
     def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -32,7 +36,8 @@ class DevinUnavailable(DevinError):
 
 
 class DevinRejected(DevinError):
-    """Nothing was created: a 4xx other than 429 (credentials, permissions, the request) that an operator must fix."""
+    """Nothing was created or sent: a 4xx other than 429 (credentials, permissions, the request) that an operator must
+    fix. (A 404 from get_session or send_message is SessionNotFound instead.)"""
 
     def __init__(self, status: int) -> None:
         super().__init__(f"Devin API rejected the request with HTTP {status}")
@@ -40,13 +45,49 @@ class DevinRejected(DevinError):
 
 
 class DevinOutcomeUnknown(DevinError):
-    """The create request was sent but its answer was lost or unreadable: a session may exist."""
+    """The create request (or message) was sent but its answer was lost or unreadable: a session (or the message)
+    may exist."""
+
+
+class SessionNotFound(DevinError):
+    """Devin answered 404 for this session (get_session, send_message): it no longer exists, or never did.
+
+    Nothing was sent to it. create_session and find_session report a 404 as DevinRejected(404) instead.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        # repr, and cut short: the id comes from Devin or from our ledger, and must not break a log line.
+        super().__init__(f"Devin has no session {session_id[:100]!r}")
+        self.session_id = session_id
 
 
 @dataclass(frozen=True)
 class Session:
     session_id: str
     url: str | None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What a SessionResponse says about a session now."""
+
+    session_id: str
+    # As Devin gives it ("" if absent). Documented: new, claimed, running, exit, error, suspended, resuming. A finished
+    # task can stay "running" with status_detail "finished" ([3P]: the detail is more reliable from the list call).
+    status: str
+    status_detail: str | None
+    # pull_requests[].pr_url in order, without duplicates, only http(s) URLs; at most MAX_PULL_REQUESTS of them, each
+    # at most MAX_URL_LENGTH characters (a longer one is dropped, not cut: a cut URL would link somewhere else).
+    pull_request_urls: tuple[str, ...]
+    acus_consumed: float | int | None
+
+
+MAX_PULL_REQUESTS = 20
+MAX_URL_LENGTH = 2048
+
+# "" would name the session list, and the HTTP client removes "." and ".." from a path: no request can name such a
+# session, and one that tried would reach another resource (a POST to the list creates a session).
+_UNNAMEABLE_IDS = frozenset({"", ".", ".."})
 
 
 # Statuses worth another try. The docs publish no rate limits and do not say whether 429 carries Retry-After
@@ -85,6 +126,51 @@ def _session(document: Any) -> Session | None:
         return None
     url = document.get("url")
     return Session(session_id=session_id, url=url if isinstance(url, str) else None)
+
+
+def _web_url(url: Any) -> TypeGuard[str]:
+    """An absolute http(s) URL of printable ASCII without spaces, short enough to pass on."""
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        return False
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _pull_request_urls(pull_requests: Any) -> tuple[str, ...]:
+    urls: dict[str, None] = {}  # keeps the order, drops duplicates
+    for pull_request in pull_requests if isinstance(pull_requests, list) else ():
+        if len(urls) == MAX_PULL_REQUESTS:
+            break
+        url = pull_request.get("pr_url") if isinstance(pull_request, dict) else None
+        if _web_url(url):
+            urls[url] = None
+    return tuple(urls)
+
+
+def _session_state(document: Any) -> SessionState | None:
+    if not isinstance(document, dict):
+        return None
+    session_id = document.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        return None
+    status = document.get("status")
+    detail = document.get("status_detail")
+    acus = document.get("acus_consumed")
+    # bool is an int to Python, and Python's JSON reader accepts NaN and Infinity. (An int is always finite, and
+    # math.isfinite would overflow on a huge one.)
+    usable = (isinstance(acus, float) and math.isfinite(acus)) or (isinstance(acus, int) and not isinstance(acus, bool))
+    return SessionState(
+        session_id=session_id,
+        status=status if isinstance(status, str) else "",
+        status_detail=detail if isinstance(detail, str) else None,
+        pull_request_urls=_pull_request_urls(document.get("pull_requests")),
+        acus_consumed=acus if usable else None,
+    )
 
 
 class DevinClient:
@@ -143,7 +229,51 @@ class DevinClient:
         sessions = [session for session in map(_session, tagged) if session is not None]
         return sessions[0] if sessions else None
 
-    def _call(self, method: str, url: str, deadline: float, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+    def get_session(self, session_id: str, deadline: float) -> SessionState:
+        """The session as Devin reports it now; SessionNotFound when Devin has no such session."""
+        response = self._call("GET", self._session_url(session_id), deadline, idempotent=True, session_id=session_id)
+        state = _session_state(_json(response))
+        if state is None:
+            raise DevinUnavailable(f"Devin answered HTTP {response.status_code} without a readable session")
+        return state
+
+    def send_message(self, session_id: str, message: str, deadline: float) -> SessionState | None:
+        """Send `message` to the session. A suspended session is resumed by it ([DOC]).
+
+        Not idempotent (Devin documents no idempotency key): as for a create, a request that may have reached Devin
+        is never sent again, and a lost or unreadable answer after sending is DevinOutcomeUnknown. Returns the
+        session from the answer, or None when a 2xx answer is not a readable session: the message was accepted
+        all the same. (That the answer is a SessionResponse comes from third-party clients, [3P].)
+        """
+        url = self._session_url(session_id, "messages")
+        response = self._call("POST", url, deadline, json={"message": message}, idempotent=False, session_id=session_id)
+        return _session_state(_json(response))
+
+    def _session_url(self, session_id: str, *rest: str) -> str:
+        if session_id in _UNNAMEABLE_IDS:
+            raise SessionNotFound(session_id)
+        # Quoted whole, so a "/", "?", "#" or "%" in an id from Devin or our ledger stays inside its path segment.
+        return "/".join((self._sessions_url, quote(session_id, safe=""), *rest))
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        deadline: float,
+        *,
+        idempotent: bool,
+        session_id: str | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send until a 2xx answer, within the tries and the deadline.
+
+        A request that may have reached Devin is sent again only when `idempotent`. A 429/5xx is taken to mean
+        nothing was done, and is retried: for a message, a 5xx after Devin stored it would repeat the message
+        (the docs say nothing either way: UNCONFIRMED; the same trade a create makes). With `session_id` the
+        call is about that one session, and a 404 means it is gone: SessionNotFound. That Devin answers an
+        unknown or deleted session with 404 is UNCONFIRMED: the per-session endpoints declare only 200 and 422,
+        and 404 is in the overview's list of standard codes.
+        """
         import requests
 
         retry_after: float | None = None
@@ -166,6 +296,8 @@ class DevinClient:
             else:
                 if response.status_code < 300:
                     return response
+                if response.status_code == 404 and session_id is not None:
+                    raise SessionNotFound(session_id)
                 if response.status_code not in RETRYABLE:
                     raise DevinRejected(response.status_code)
                 retry_after = _retry_after(response)
