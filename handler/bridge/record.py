@@ -1,0 +1,261 @@
+"""An incident's record as PagerDuty's REST API keeps it (log entries, alerts, notes), read into capped plain values.
+
+Pure: no I/O. Every field of PagerDuty's JSON is treated as optional and possibly of the wrong type, every string
+is cleaned and capped, and each part is put in chronological order by comparing instants, because PagerDuty's
+own order is undocumented and its times come with mixed offsets (`Z` and the account's zone, e.g. `-06:00`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .pagerduty import clean_text
+
+# How many entries of each part are kept: the first `HEAD` and the last `TAIL`, chronologically. The start of an
+# incident and its end say the most; a flapping middle is counted, not listed.
+LOG_HEAD, LOG_TAIL = 25, 25
+ALERT_HEAD, ALERT_TAIL = 10, 10
+NOTE_HEAD, NOTE_TAIL = 15, 15
+
+# Per-field caps: this text comes from outside and ends up in a prompt.
+WHAT_LIMIT = 300  # a log entry's "what", an alert's summary
+NAME_LIMIT = 200  # who, channel, author, severity, status, kind
+CONTENT_LIMIT = 1000  # a note's content
+DETAILS_LIMIT = 500  # an alert's custom details, as compact text
+TIME_LIMIT = 40
+
+_LOG_ENTRY_SUFFIX = "_log_entry"
+_REFERENCE_SUFFIX = "_reference"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: str  # UTC ISO-8601 ending in Z when the time parsed, else the cleaned original
+    what: str
+    who: str
+    channel: str
+    kind: str  # the log entry type without "_log_entry", e.g. "resolve"; unknown types are kept as they come
+
+
+@dataclass(frozen=True)
+class AlertEntry:
+    at: str
+    severity: str
+    status: str
+    summary: str
+    details: str  # the alert's custom details as compact text: JSON for an object, or the string itself
+
+
+@dataclass(frozen=True)
+class NoteEntry:
+    at: str
+    author: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Part[E]:
+    """One part of the record."""
+
+    entries: tuple[E, ...]  # the kept entries, in chronological order
+    total: int  # how many PagerDuty had (when it said) or how many were read
+    omitted: int  # how many were left out by the cap
+    # None, or plain words of our own saying why the part is missing or incomplete; never PagerDuty's error text.
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    log_entries: Part[TimelineEntry]
+    alerts: Part[AlertEntry]
+    notes: Part[NoteEntry]
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _instant(value: Any) -> datetime | None:
+    """The instant a PagerDuty time names, or None. A time without an offset names no instant: it is not used."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)  # handles "Z" and "-06:00" (Python 3.11+)
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
+        return None
+
+
+def _utc_text(instant: datetime) -> str:
+    spec = "seconds" if instant.microsecond == 0 else "milliseconds"
+    return instant.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def _at(value: Any) -> tuple[datetime | None, str]:
+    instant = _instant(value)
+    return instant, (_utc_text(instant) if instant is not None else clean_text(value, TIME_LIMIT))
+
+
+def _chronological[E](timed: Iterable[tuple[datetime | None, E]]) -> list[E]:
+    """By instant (stable for equal ones); entries whose time did not parse go last, in their original order."""
+    placed: list[tuple[datetime, int, E]] = []
+    unplaced: list[E] = []
+    for index, (instant, entry) in enumerate(timed):
+        if instant is None:
+            unplaced.append(entry)
+        else:
+            placed.append((instant, index, entry))
+    placed.sort(key=lambda item: (item[0], item[1]))
+    return [entry for _, _, entry in placed] + unplaced
+
+
+def _items(raw: Any) -> list[Mapping[str, Any]]:
+    return [item for item in raw if isinstance(item, Mapping)] if isinstance(raw, list | tuple) else []
+
+
+def _who(agent: Mapping[str, Any]) -> str:
+    name = clean_text(agent.get("summary"), NAME_LIMIT)
+    if name:
+        return name
+    # An agent without a summary (the API leaves it out of some references) still says what acted.
+    kind = agent.get("type")
+    kind = kind.removesuffix(_REFERENCE_SUFFIX).replace("_", " ") if isinstance(kind, str) else ""
+    return clean_text(" ".join(part for part in (kind, agent.get("id")) if isinstance(part, str) and part), NAME_LIMIT)
+
+
+def _what(entry: Mapping[str, Any], kind: str) -> str:
+    parts = [clean_text(entry.get("summary"), WHAT_LIMIT)]
+    if kind == "resolve":
+        parts.append(clean_text(entry.get("note"), WHAT_LIMIT))  # the resolution text given when resolving
+    elif kind == "trigger":
+        parts.append(clean_text(_object(entry.get("event_details")).get("description"), WHAT_LIMIT))
+    kept = [part for part in parts if part]
+    if len(kept) == 2 and kept[0] == kept[1]:
+        kept.pop()
+    return clean_text(": ".join(kept), WHAT_LIMIT)
+
+
+def timeline(raw_entries: Any) -> list[TimelineEntry]:
+    """Log entries (`GET /incidents/{id}/log_entries` items) as a chronological timeline."""
+    timed = []
+    for entry in _items(raw_entries):
+        raw_kind = entry.get("type")
+        kind = clean_text(raw_kind.removesuffix(_LOG_ENTRY_SUFFIX) if isinstance(raw_kind, str) else "", NAME_LIMIT)
+        channel = _object(entry.get("channel"))
+        instant, at = _at(entry.get("created_at"))
+        timed.append(
+            (
+                instant,
+                TimelineEntry(
+                    at=at,
+                    what=_what(entry, kind),
+                    who=_who(_object(entry.get("agent"))),
+                    channel=clean_text(channel.get("type") or channel.get("summary"), NAME_LIMIT),
+                    kind=kind,
+                ),
+            )
+        )
+    return _chronological(timed)
+
+
+def _details(body: Mapping[str, Any]) -> str:
+    details = body.get("details")
+    if details is None:  # cef_details is real though undocumented; it may carry the details instead
+        details = _object(body.get("cef_details")).get("details")
+    if details is None:
+        return ""
+    if isinstance(details, str):  # PagerDuty allows a plain string here (OAS changelog 2022-05-09)
+        return clean_text(details, DETAILS_LIMIT)
+    try:
+        text = json.dumps(details, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return ""
+    return clean_text(text, DETAILS_LIMIT)
+
+
+def alerts(raw: Any) -> list[AlertEntry]:
+    """Alerts (`GET /incidents/{id}/alerts` items), chronological by creation."""
+    timed = []
+    for alert in _items(raw):
+        instant, at = _at(alert.get("created_at"))
+        entry = AlertEntry(
+            at=at,
+            severity=clean_text(alert.get("severity"), NAME_LIMIT),
+            status=clean_text(alert.get("status"), NAME_LIMIT),
+            summary=clean_text(alert.get("summary"), WHAT_LIMIT),
+            details=_details(_object(alert.get("body"))),
+        )
+        timed.append((instant, entry))
+    return _chronological(timed)
+
+
+def notes(raw: Any) -> list[NoteEntry]:
+    """Notes (`GET /incidents/{id}/notes` items), chronological by creation."""
+    timed = []
+    for note in _items(raw):
+        instant, at = _at(note.get("created_at"))
+        author = clean_text(_object(note.get("user")).get("summary"), NAME_LIMIT)
+        timed.append((instant, NoteEntry(at=at, author=author, content=clean_text(note.get("content"), CONTENT_LIMIT))))
+    return _chronological(timed)
+
+
+def cap[E](entries: Sequence[E], head: int, tail: int) -> tuple[list[E], int]:
+    """The first `head` and the last `tail` entries, and how many were left out between them."""
+    if len(entries) <= head + tail:
+        return list(entries), 0
+    kept = list(entries[:head]) + (list(entries[-tail:]) if tail > 0 else [])
+    return kept, len(entries) - len(kept)
+
+
+def after[E: (TimelineEntry, AlertEntry, NoteEntry)](entries: Iterable[E], instant_iso: str) -> list[E]:
+    """The entries strictly after `instant_iso` (an ISO-8601 time with an offset), in their order.
+
+    An entry whose time did not parse is kept: it cannot be shown to be older, and leaving out something that
+    happened since is worse than repeating something that did not.
+    """
+    since = _instant(instant_iso)
+    if since is None:
+        raise ValueError("instant_iso must be an ISO-8601 time with an offset")
+    kept = []
+    for entry in entries:
+        instant = _instant(entry.at)
+        if instant is None or instant > since:
+            kept.append(entry)
+    return kept
+
+
+def part[E](
+    entries: Sequence[E], head: int, tail: int, *, total: int | None = None, unavailable: str | None = None
+) -> Part[E]:
+    """A Part of `entries` (already chronological) capped to `head` + `tail`; `total` defaults to their count."""
+    kept, omitted = cap(entries, head, tail)
+    return Part(tuple(kept), len(entries) if total is None else total, omitted, unavailable)
+
+
+_PARTS: tuple[tuple[str, Callable[[IncidentRecord], Part[Any]]], ...] = (
+    ("timeline", lambda record: record.log_entries),
+    ("alerts", lambda record: record.alerts),
+    ("notes", lambda record: record.notes),
+)
+
+
+def as_data(record: IncidentRecord) -> dict[str, Any]:
+    """JSON-ready values for the prompt's data block.
+
+    `{"timeline": [...], "timeline_omitted": n, "alerts": [...], "notes": [...]}`: each `<part>_omitted` only when
+    the cap left something out, and a part that is unavailable with nothing read is left out entirely (an empty
+    list would say there was nothing). Why a part is missing is in `Part.unavailable`, for the prompt's prose.
+    """
+    data: dict[str, Any] = {}
+    for key, select in _PARTS:
+        chosen = select(record)
+        if chosen.unavailable is not None and not chosen.entries:
+            continue
+        data[key] = [asdict(entry) for entry in chosen.entries]
+        if chosen.omitted:
+            data[f"{key}_omitted"] = chosen.omitted
+    return data

@@ -1,0 +1,666 @@
+"""A stand-in for PagerDuty's REST API v2 (an incident's log entries, alerts and notes) on 127.0.0.1, for tests and
+local dev.
+
+It answers the calls the bridge makes to read an incident's record and to write a note back, in PagerDuty's shapes
+(classic pagination, `{"error": {"message", "code"}}` errors, `Authorization: Token token=<key>`, the `From` header
+on writes), keeps every request and every posted note for assertions, and misbehaves on cue, per endpoint:
+`standin.enqueue("log_entries", Fault.status(429))`, `standin.enqueue("notes_post", Fault.create_then_reset())`.
+Endpoint names are in ENDPOINTS.
+
+Sources: [OAS] PagerDuty's OpenAPI schema (PagerDuty/api-schema), [DD] its developer docs (PagerDuty/developer-docs,
+docs/REST-API/NN-*.md by number), [KB] support.pagerduty.com, [CAP-a/b/c] real captured answers (iyusufhpe/
+cope_pagerduty, bradweinstein/pagerduty-challenge, faros-ai/airbyte-connectors). UNCONFIRMED marks a guess.
+
+    python -m local.pagerduty_standin --port 8082 --api-key KEY [--latency S] [--read-only]
+
+serves `sample_record(id)` for whatever incident id it is asked about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import re
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+# Shared with the Devin stand-in: the fault script, the request record, and the handler's sending, dropping and
+# fault-serving (`_send`, `_drop`, `_serve`), which know nothing about Devin once a fault carries its own body.
+from local.devin_standin import Fault, RecordedRequest
+from local.devin_standin import _Handler as _StandInHandler
+from local.http_server import ClosableHTTPServer
+
+ENDPOINTS = frozenset({"log_entries", "alerts", "notes", "notes_post", "incident", "incidents"})
+
+_ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(r"^/incidents/?$"), "incidents"),
+    ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/?$"), "incident"),
+    ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/log_entries/?$"), "log_entries"),
+    ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/alerts/?$"), "alerts"),
+    ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/notes/?$"), "notes"),
+    ("POST", re.compile(r"^/incidents/(?P<id>[^/]+)/notes/?$"), "notes_post"),
+)
+
+# Classic pagination ([DD] 09, [OAS] Pagination).
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+MAX_OFFSET_PLUS_LIMIT = 10_000
+
+# The account's time zone: PagerDuty answers some times in it ([CAP-a]: alerts in -06:00, the incident in Z).
+ACCOUNT_ZONE = timezone(timedelta(hours=-6))
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def _error(message: str, code: int, errors: Sequence[str] = ()) -> dict[str, Any]:
+    """PagerDuty's error body ([DD] 14); `errors` is left out when there are none, as PagerDuty does."""
+    body: dict[str, Any] = {"message": message, "code": code}
+    if errors:
+        body["errors"] = list(errors)
+    return {"error": body}
+
+
+# Messages and codes from [DD] 14 unless marked.
+_INVALID = "Invalid Input Provided", 2001
+_NOT_FOUND = "Not Found", 2100
+_AUTH_FAILED = "Authentication failed", 2006
+# UNCONFIRMED: that a read-only key writing gets 403, and with this body ([KB] says only "GET calls").
+_ACCESS_DENIED = "Access Denied", 2010
+_RATE_LIMITED = "Rate Limit Exceeded", 2020  # [DD] 04
+_INTERNAL = "An internal error has occurred. PagerDuty team has been notified.", 2000
+_TOO_LONG = "The request took too long to process", 2016
+# The message is the one seen on POST /incidents (pdpyras#78); the same body on the notes endpoint and the code
+# (2016, from one report, quintoandar/airflow-pagerduty-plugin#1) are UNCONFIRMED. Clients branch on the status.
+_FROM_MISSING = 'You must specify a user\'s email address in the "From" header to perform this action', 2016
+_FROM_MALFORMED = 'Malformed "From" header', 1028  # go-pagerduty#336, on the notes endpoint
+_BAD_TIME = "Invalid time values in 'since' and/or 'until' parameters", 2004
+
+_FAULT_ERRORS: dict[int, tuple[str, int]] = {
+    400: _INVALID,
+    401: _AUTH_FAILED,
+    403: _ACCESS_DENIED,
+    404: _NOT_FOUND,
+    408: _TOO_LONG,
+    429: _RATE_LIMITED,
+}
+
+
+def _fault_body(status: int) -> bytes:
+    message, code = _FAULT_ERRORS.get(status, _INTERNAL)
+    return json.dumps(_error(message, code)).encode()
+
+
+@dataclass
+class _Incident:
+    incident: dict[str, Any]
+    log_entries: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+    posted: list[dict[str, Any]] = field(default_factory=list)  # through POST .../notes, oldest first
+
+
+class _Server(ClosableHTTPServer):
+    def __init__(self, address: tuple[str, int], standin: PagerDutyStandIn) -> None:
+        super().__init__(address, _Handler)
+        self.standin = standin
+
+
+class _Handler(_StandInHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        standin = self.server.standin
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        standin._record(RecordedRequest(self.command, url.path, query, headers, body))
+        if not standin._pause(standin.latency):
+            return self._drop()
+        if refusal := standin._refusal(self.command, headers.get("authorization")):
+            return self._send(refusal[0], json.dumps(refusal[1]).encode())
+        route = _route(self.command, url.path)
+        if route is None:
+            return self._send(404, json.dumps(_error(*_NOT_FOUND)).encode())
+        endpoint, incident_id = route
+        fault = standin._next_fault(endpoint)
+        if fault is not None and fault.body is None and not fault.process:
+            # A bare status fault answers PagerDuty's error shape (the Devin handler would answer a ProblemDetail).
+            fault = dataclasses.replace(fault, body=_fault_body(fault.status_code or 500))
+        self._serve(fault, lambda: standin._answer(endpoint, incident_id, query, headers, body))
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+
+def _route(method: str, path: str) -> tuple[str, str | None] | None:
+    for allowed, pattern, endpoint in _ROUTES:
+        if method == allowed and (match := pattern.match(path)):
+            incident_id = match.groupdict().get("id")
+            return endpoint, unquote(incident_id) if incident_id is not None else None
+    return None
+
+
+def _integer(query: Mapping[str, list[str]], name: str, default: int) -> int | None:
+    values = query.get(name)
+    if not values:
+        return default
+    value = values[-1].strip()
+    try:
+        return int(value) if value.isdecimal() else None
+    except ValueError:  # longer than int() reads
+        return None
+
+
+def _paginate(key: str, items: Sequence[dict[str, Any]], query: Mapping[str, list[str]]) -> Answer:
+    limit = _integer(query, "limit", DEFAULT_LIMIT)
+    offset = _integer(query, "offset", 0)
+    if limit is None or offset is None or limit < 1:
+        return 400, _error(*_INVALID)
+    # UNCONFIRMED: whether PagerDuty caps a larger limit or refuses it; capping is the kinder guess.
+    limit = min(limit, MAX_LIMIT)
+    if offset + limit > MAX_OFFSET_PLUS_LIMIT:
+        return 400, _error(*_INVALID, [f"Offset must be less than or equal to {MAX_OFFSET_PLUS_LIMIT - limit}."])
+    window = list(items[offset : offset + limit])
+    wants_total = query.get("total", [""])[-1].lower() == "true"
+    return 200, {
+        key: window,
+        "limit": limit,
+        "offset": offset,
+        "more": offset + len(window) < len(items),
+        "total": len(items) if wants_total else None,
+    }
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
+
+
+def _new_id() -> str:
+    return "P" + uuid.uuid4().hex[:6].upper()
+
+
+class PagerDutyStandIn:
+    """PagerDuty's REST API v2 on a local port: incidents you add, requests recorded, faults on cue."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        *,
+        read_only: bool = False,
+        serve_samples: bool = False,
+    ) -> None:
+        self.host, self.port = host, port
+        self.api_key = api_key  # None: any Authorization is accepted
+        self.latency = latency  # seconds added before every answer
+        self.read_only = read_only  # every POST is refused with 403, as for a read-only API key
+        self.serve_samples = serve_samples  # an unknown incident id gets sample_record(id) instead of a 404
+        self.requests: list[RecordedRequest] = []
+        self._incidents: dict[str, _Incident] = {}
+        self._faults: dict[str, deque[Fault]] = {endpoint: deque() for endpoint in ENDPOINTS}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> PagerDutyStandIn:
+        """Bind (port 0 picks a free one) and serve from a daemon thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"pagerduty-standin:{self.port}",
+            daemon=True,
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the port and every open connection; safe to call twice."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes handlers waiting out a delay or a hang
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+
+    def __enter__(self) -> PagerDutyStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def add_incident(
+        self,
+        incident_id: str,
+        *,
+        incident: Mapping[str, Any] | None = None,
+        log_entries: Sequence[Mapping[str, Any]] | None = None,
+        alerts: Sequence[Mapping[str, Any]] | None = None,
+        notes: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Serve an incident: raw JSON objects as PagerDuty returns them, answered in the order given.
+
+        `incident` is what GET /incidents/{id} answers (default: a minimal incident object). Replaces an incident
+        of the same id. `add_incident(id, **sample_record(id))` serves the sample.
+        """
+        self._add(incident_id, incident, log_entries, alerts, notes)
+
+    def notes_posted(self, incident_id: str) -> list[dict[str, Any]]:
+        """The notes created through POST /incidents/{id}/notes, oldest first, as they were answered."""
+        with self._lock:
+            found = self._incidents.get(incident_id)
+            return copy.deepcopy(found.posted) if found else []
+
+    def enqueue(self, endpoint: str, *faults: Fault) -> None:
+        """Script the next calls to `endpoint` (one of ENDPOINTS), one fault each, in order.
+
+        Only calls that pass the auth checks take a fault; an answer the real API would give as an error (an
+        unknown incident, a missing From header) is given whatever the fault says, after its waits.
+        """
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(ENDPOINTS)}")
+        with self._lock:
+            self._faults[endpoint].extend(faults)
+
+    def reset(self) -> None:
+        """Forget incidents, posted notes, requests and scripted faults (in place, so held references see it)."""
+        with self._lock:
+            self.requests.clear()
+            self._incidents.clear()
+            for queue in self._faults.values():
+                queue.clear()
+
+    def _add(
+        self,
+        incident_id: str,
+        incident: Mapping[str, Any] | None,
+        log_entries: Sequence[Mapping[str, Any]] | None,
+        alerts: Sequence[Mapping[str, Any]] | None,
+        notes: Sequence[Mapping[str, Any]] | None,
+        *,
+        keep_existing: bool = False,
+    ) -> _Incident:
+        added = _Incident(
+            incident=copy.deepcopy(dict(incident)) if incident is not None else _minimal_incident(incident_id),
+            log_entries=copy.deepcopy(list(log_entries or ())),
+            alerts=copy.deepcopy(list(alerts or ())),
+            notes=copy.deepcopy(list(notes or ())),
+        )
+        with self._lock:
+            if keep_existing:
+                return self._incidents.setdefault(incident_id, added)
+            self._incidents[incident_id] = added
+        return added
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_fault(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults[endpoint]
+            return queue.popleft() if queue else None
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless stop() comes first; False means the stand-in is stopping."""
+        return seconds <= 0 or not self._stopping.wait(seconds)
+
+    def _refusal(self, method: str, authorization: str | None) -> Answer | None:
+        # Exactly "Token token=<key>" ([DD] 02); anything else, "Bearer" included, is a 401.
+        if self.api_key is not None and authorization != f"Token token={self.api_key}":
+            return 401, _error(*_AUTH_FAILED)
+        if self.read_only and method == "POST":
+            return 403, _error(*_ACCESS_DENIED)
+        return None
+
+    def _incident(self, incident_id: str | None) -> _Incident | None:
+        if incident_id is None:
+            return None
+        with self._lock:
+            found = self._incidents.get(incident_id)
+        if found is None and self.serve_samples:
+            found = self._add(incident_id, **sample_record(incident_id), keep_existing=True)
+        return found
+
+    def _answer(
+        self,
+        endpoint: str,
+        incident_id: str | None,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Answer:
+        if endpoint == "incidents":
+            with self._lock:
+                incidents = [copy.deepcopy(found.incident) for found in self._incidents.values()]
+            return _paginate("incidents", incidents, query)
+        found = self._incident(incident_id)
+        if found is None:
+            return 404, _error(*_NOT_FOUND)
+        with self._lock:
+            if endpoint == "incident":
+                return 200, {"incident": copy.deepcopy(found.incident)}
+            if endpoint == "alerts":
+                return _paginate("alerts", copy.deepcopy(found.alerts), query)
+            if endpoint == "notes":
+                # Not paginated ([OAS]). Posted notes come last; PagerDuty's own order is UNCONFIRMED.
+                return 200, {"notes": copy.deepcopy(found.notes + found.posted)}
+            if endpoint == "log_entries":
+                return self._log_entries(found, query)
+        return self._post_note(found, headers, body)
+
+    def _log_entries(self, found: _Incident, query: Mapping[str, list[str]]) -> Answer:
+        entries = found.log_entries
+        for name, keep in (("since", lambda at, bound: at >= bound), ("until", lambda at, bound: at < bound)):
+            if name not in query:
+                continue
+            bound = _instant(query[name][-1])
+            if bound is None:
+                return 400, _error(*_BAD_TIME)
+            # UNCONFIRMED: PagerDuty's `since` taken as inclusive and `until` as exclusive. An entry whose time does
+            # not parse is kept.
+            entries = [e for e in entries if (at := _instant(e.get("created_at"))) is None or keep(at, bound)]
+        return _paginate("log_entries", copy.deepcopy(entries), query)
+
+    def _post_note(self, found: _Incident, headers: Mapping[str, str], body: bytes) -> Answer:
+        sender = headers.get("from", "").strip()
+        if not sender:
+            return 400, _error(*_FROM_MISSING)
+        if "@" not in sender:
+            return 400, _error(*_FROM_MALFORMED)
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        note = document.get("note") if isinstance(document, dict) else None
+        content = note.get("content") if isinstance(note, dict) else None
+        if not isinstance(content, str) or not content.strip():
+            return 400, _error(*_INVALID, ["Content cannot be empty."])
+        user_id = "PSTNDIN"
+        created = {
+            "id": _new_id(),
+            "user": {
+                "id": user_id,
+                "type": "user_reference",
+                "summary": sender,
+                "self": f"https://api.pagerduty.com/users/{user_id}",
+                "html_url": f"https://acme.pagerduty.com/users/{user_id}",
+            },
+            "channel": {"summary": "The PagerDuty website or APIs"},
+            "content": content,
+            "created_at": datetime.now(ACCOUNT_ZONE).isoformat(timespec="seconds"),
+        }
+        with self._lock:
+            found.posted.append(created)
+        # [DD] 05 says creates answer 201, [OAS] says 200 for this one: UNCONFIRMED. Clients accept any 2xx.
+        return 201, {"note": copy.deepcopy(created)}
+
+
+def _minimal_incident(incident_id: str) -> dict[str, Any]:
+    quoted = quote(incident_id, safe="")
+    return {
+        "id": incident_id,
+        "type": "incident",
+        "summary": f"Incident {incident_id}",
+        "self": f"https://api.pagerduty.com/incidents/{quoted}",
+        "html_url": f"https://acme.pagerduty.com/incidents/{quoted}",
+        "status": "resolved",
+    }
+
+
+def sample_record(incident_id: str) -> dict[str, Any]:
+    """A realistic resolved P1 incident as PagerDuty's REST API returns it: `{"incident", "log_entries", "alerts",
+    "notes"}`, ready for `add_incident(incident_id, **sample_record(incident_id))`.
+
+    As PagerDuty does ([CAP-b], [CAP-c]), log entries come newest first; one pair (a notification and the
+    acknowledgement after it) is out of order, and times mix `Z` with the account's `-06:00`, so that sorting
+    by the text of the times, or trusting the order, gives a wrong timeline. Chronologically: trigger 05:31:38Z,
+    notify 05:31:40Z, escalate 05:36:38Z, notify 05:36:40Z, acknowledge 05:37:02Z, annotate 05:39:10Z,
+    reassign 05:40:00Z, resolve 05:41:38Z (2024-09-14).
+    """
+    quoted = quote(incident_id, safe="")
+    api, web = "https://api.pagerduty.com", "https://acme.pagerduty.com"
+    incident_ref = {
+        "id": incident_id,
+        "type": "incident_reference",
+        "summary": "[#4127] Checkout error rate above 5%",
+        "self": f"{api}/incidents/{quoted}",
+        "html_url": f"{web}/incidents/{quoted}",
+    }
+    service = {
+        "id": "PSVC4CK",
+        "type": "service_reference",
+        "summary": "Checkout API",
+        "self": f"{api}/services/PSVC4CK",
+        "html_url": f"{web}/service-directory/PSVC4CK",
+    }
+
+    def user(user_id: str, name: str) -> dict[str, Any]:
+        return {
+            "id": user_id,
+            "type": "user_reference",
+            "summary": name,
+            "self": f"{api}/users/{user_id}",
+            "html_url": f"{web}/users/{user_id}",
+        }
+
+    laura, devon = user("P553OPV", "Laura Haley"), user("PDM2R7K", "Devon Marsh")
+
+    def entry(
+        entry_id: str,
+        kind: str,
+        summary: str,
+        at: str,
+        agent: dict[str, Any],
+        channel: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "id": entry_id,
+            "type": f"{kind}_log_entry",
+            "summary": summary,
+            "self": f"{api}/log_entries/{entry_id}",
+            "html_url": None,
+            "created_at": at,
+            "agent": agent,
+            "channel": channel,
+            "service": service,
+            "incident": incident_ref,
+            "teams": [{"id": "PT5QHAT", "type": "team_reference", "summary": "Payments"}],
+            "contexts": [],
+            **extra,
+        }
+
+    def notification(kind: str) -> dict[str, Any]:
+        return {"type": "auto", "notification": {"type": kind, "status": "success"}}
+
+    website = {"type": "website"}
+    # Newest first, but the notification at 05:36:40 is listed before the acknowledgement at 05:37:02.
+    log_entries = [
+        entry("RNAJ8DLJGWHBXXYX1CC5G50C9O", "resolve", "Resolved by Laura Haley", "2024-09-14T05:41:38Z", laura,
+              website, note="Rolled back deploy 412 of checkout-api; error rate back under 0.1%"),
+        entry("R3WQ0M8ZKD4J6YV2C7N1P5X9TA", "assign", "Reassigned to Laura Haley by Devon Marsh",
+              "2024-09-14T05:40:00Z", devon, website, assignees=[laura]),
+        entry("R0V7B2K9M4Q8W1Z6X3J5N7C2PL", "annotate", "Note added by Devon Marsh", "2024-09-13T23:39:10-06:00",
+              devon, website),
+        entry("R8H2D6F4J1K9L3M7N5P0Q2R4ST", "notify", "Notified Devon Marsh by phone.", "2024-09-13T23:36:40-06:00",
+              service, notification("phone_notification"), user=devon),
+        entry("RRPP3746OFFZZ742NSP1G67AWC", "acknowledge", "Acknowledged by Devon Marsh", "2024-09-14T05:37:02Z",
+              devon, {"type": "mobile"}, acknowledgement_timeout=1800),
+        entry("R5T1Y7U3I9O2P6A4S8D0F1G3HJ", "escalate", "Escalated to Devon Marsh by escalation policy timeout",
+              "2024-09-14T05:36:38Z", service, {"type": "timeout"}, assignees=[devon]),
+        entry("R2K4M6P8R0T1V3X5Z7B9D1F3HK", "notify", "Notified Laura Haley by push notification.",
+              "2024-09-13T23:31:40-06:00", service, notification("push_notification"), user=laura),
+        entry("Q02JTSNZWHSEKV", "trigger", "Triggered through the API", "2024-09-14T05:31:38Z", service,
+              {"type": "api", "summary": "Checkout error rate above 5%"},
+              event_details={"description": "Checkout error rate above 5% for 5 minutes"}),
+    ]  # fmt: skip
+    alerts = [
+        {
+            "id": "Q1RPVEX3LK98BU",
+            "type": "alert",
+            "summary": "[PROD] Checkout error rate above 5%",
+            "self": f"{api}/alerts/Q1RPVEX3LK98BU",
+            "html_url": f"{web}/alerts/Q1RPVEX3LK98BU",
+            "created_at": "2024-09-13T23:31:36-06:00",
+            "status": "resolved",
+            "resolved_at": "2024-09-13T23:41:37-06:00",
+            "alert_key": "checkout-error-rate",
+            "suppressed": False,
+            "severity": "critical",
+            "service": service,
+            "incident": incident_ref,
+            "body": {
+                "type": "alert_body",
+                "contexts": [{"type": "link", "href": "https://wiki.example/runbooks/checkout", "text": "Runbook"}],
+                "details": {"error_rate": "7.2%", "deploy": "412", "region": "us-west-2"},
+                "cef_details": {
+                    "client": "Alertmanager",
+                    "dedup_key": "checkout-error-rate",
+                    "description": "[PROD] Checkout error rate above 5%",
+                    "severity": "critical",
+                    "source_origin": "Alertmanager",
+                },
+            },
+            "integration": None,
+        },
+        {
+            "id": "Q2LAT9KXW3M0QE",
+            "type": "alert",
+            "summary": "[PROD] Checkout p99 latency above 2 s",
+            "self": f"{api}/alerts/Q2LAT9KXW3M0QE",
+            "html_url": f"{web}/alerts/Q2LAT9KXW3M0QE",
+            "created_at": "2024-09-14T05:33:02Z",
+            "status": "resolved",
+            "resolved_at": "2024-09-14T05:41:37Z",
+            "alert_key": "checkout-latency",
+            "suppressed": False,
+            "severity": "warning",
+            "service": service,
+            "incident": incident_ref,
+            "body": {"type": "alert_body", "details": "p99 latency 2.8 s on checkout-api (threshold 2 s)"},
+            "integration": None,
+        },
+    ]
+    notes = [  # newest first, as in [OAS]'s example
+        {
+            "id": "PWL7QXS",
+            "user": devon,
+            "channel": {"summary": "The PagerDuty website or APIs"},
+            "content": "Error rate started right after deploy 412 of checkout-api. Rolling back.",
+            "created_at": "2024-09-13T23:39:10-06:00",
+            "updated_at": "2024-09-13T23:39:10-06:00",
+        },
+        {
+            "id": "PBT3N8R",
+            "user": {"id": "PBOT1RX", "type": "bot_user_reference", "summary": "Checkout auto-remediation"},
+            "channel": {
+                "id": "PRULE42",
+                "type": "event_rule_reference",
+                "summary": "Restart unhealthy checkout pods",
+                "self": f"{api}/rulesets/PRSET1/rules/PRULE42",
+                "html_url": None,
+            },
+            "content": "Restarted 2 of 6 checkout-api pods that failed their health checks.",
+            "created_at": "2024-09-14T05:34:00Z",
+            "updated_at": "2024-09-14T05:34:00Z",
+        },
+    ]
+    incident = {
+        "id": incident_id,
+        "type": "incident",
+        "summary": "[#4127] Checkout error rate above 5%",
+        "self": f"{api}/incidents/{quoted}",
+        "html_url": f"{web}/incidents/{quoted}",
+        "incident_number": 4127,
+        "title": "Checkout error rate above 5%",
+        "description": "Checkout error rate above 5%",
+        "created_at": "2024-09-14T05:31:38Z",
+        "updated_at": "2024-09-14T05:41:38Z",
+        "status": "resolved",
+        "urgency": "high",
+        "incident_key": "checkout-error-rate",
+        "service": service,
+        "assignments": [],
+        "acknowledgements": [],
+        "pending_actions": [],
+        "last_status_change_at": "2024-09-14T05:41:38Z",
+        "last_status_change_by": laura,
+        "resolved_at": "2024-09-14T05:41:38Z",
+        "first_trigger_log_entry": {"id": "Q02JTSNZWHSEKV", "type": "trigger_log_entry_reference"},
+        "alert_counts": {"all": 2, "triggered": 0, "resolved": 2},
+        "escalation_policy": {"id": "PU9VW8E", "type": "escalation_policy_reference", "summary": "Payments"},
+        "teams": [{"id": "PT5QHAT", "type": "team_reference", "summary": "Payments"}],
+        "priority": {"id": "PWIZE3V", "type": "priority", "summary": "P1", "name": "P1", "order": 196608},
+        "resolve_reason": None,
+        "incident_type": {"name": "incident_default"},
+    }
+    return {"incident": incident, "log_entries": log_entries, "alerts": alerts, "notes": notes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve sample_record for any incident until Ctrl-C (or SIGTERM)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m local.pagerduty_standin", description="Stand-in PagerDuty REST API v2."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8082, help="0 picks a free port")
+    parser.add_argument("--api-key", help="require 'Authorization: Token token=KEY' (default: accept any)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--read-only", action="store_true", help="refuse every POST with 403, as a read-only key")
+    args = parser.parse_args(argv)
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    masks = hasattr(signal, "pthread_sigmask")  # not on Windows
+    if masks:
+        # Blocked before start() so that only sigwait() takes them (see local.devin_standin.main).
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    standin = PagerDutyStandIn(
+        args.host, args.port, args.api_key, args.latency, read_only=args.read_only, serve_samples=True
+    ).start()
+    print(
+        f"PagerDuty stand-in listening on {standin.base_url} (a sample record for any incident id); Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        if masks:
+            signal.sigwait(stop_signals)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

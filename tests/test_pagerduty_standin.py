@@ -1,0 +1,436 @@
+"""Checks the PagerDuty REST stand-in from a real client on 127.0.0.1: the API it imitates, its faults, its lifecycle.
+
+Other tests trust this server to behave as PagerDuty's docs and captured answers say PagerDuty does, and to fail
+exactly as scripted, so each behaviour is observed as `requests` sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from local.devin_standin import Fault
+from local.pagerduty_standin import PagerDutyStandIn, sample_record
+
+KEY = "u+pdTESTkey0123456789"
+AUTH = {"Authorization": f"Token token={KEY}", "Accept": "application/vnd.pagerduty+json;version=2"}
+WRITER = {**AUTH, "From": "postmortem-bot@example.com"}
+INCIDENT = "Q0TUTXDJ0P1RRT"
+NOTE = {"note": {"content": "Postmortem draft: https://example.com/pm/1"}}
+MISSING_FROM = 'You must specify a user\'s email address in the "From" header to perform this action'
+
+
+@pytest.fixture(scope="module")
+def shared_standin() -> Iterator[PagerDutyStandIn]:
+    # One server for the module (stopping one takes 50 ms), emptied before each test.
+    with PagerDutyStandIn(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def standin(shared_standin: PagerDutyStandIn) -> PagerDutyStandIn:
+    shared_standin.reset()
+    return shared_standin
+
+
+@pytest.fixture
+def api() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.headers.update(AUTH)
+        yield session
+
+
+def url(standin: PagerDutyStandIn, path: str = "") -> str:
+    return f"{standin.base_url}/incidents/{INCIDENT}{path}"
+
+
+def numbered(count: int) -> list[dict[str, Any]]:
+    return [{"id": f"R{n}", "type": "trigger_log_entry", "created_at": "2024-09-14T05:31:38Z"} for n in range(count)]
+
+
+# Pagination
+
+
+def test_log_entries_page_with_pagerdutys_defaults(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT, log_entries=numbered(30))
+
+    page = api.get(url(standin, "/log_entries"), timeout=5).json()
+
+    # THEN 25 by default, in the order added, `more` set and `total` null unless asked for
+    assert [e["id"] for e in page["log_entries"]] == [f"R{n}" for n in range(25)]
+    assert (page["limit"], page["offset"], page["more"], page["total"]) == (25, 0, True, None)
+
+
+def test_the_last_page_says_no_more_and_total_true_counts_everything(
+    standin: PagerDutyStandIn, api: requests.Session
+) -> None:
+    standin.add_incident(INCIDENT, log_entries=numbered(30))
+
+    page = api.get(url(standin, "/log_entries"), params={"offset": 25, "total": "true"}, timeout=5).json()
+
+    assert [e["id"] for e in page["log_entries"]] == [f"R{n}" for n in range(25, 30)]
+    assert (page["offset"], page["more"], page["total"]) == (25, False, 30)
+
+
+def test_limit_is_at_most_100(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT, alerts=[{"id": f"A{n}", "type": "alert"} for n in range(150)])
+
+    page = api.get(url(standin, "/alerts"), params={"limit": 500}, timeout=5).json()
+
+    assert len(page["alerts"]) == 100 and page["limit"] == 100 and page["more"] is True
+
+
+@pytest.mark.parametrize(
+    "params", [{"offset": 9950, "limit": 100}, {"limit": "ten"}, {"offset": -1}], ids=["past-10000", "nan", "negative"]
+)
+def test_bad_pagination_is_a_400_in_pagerdutys_error_shape(
+    standin: PagerDutyStandIn, api: requests.Session, params: dict[str, Any]
+) -> None:
+    standin.add_incident(INCIDENT, log_entries=numbered(1))
+
+    answer = api.get(url(standin, "/log_entries"), params=params, timeout=5)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "Invalid Input Provided" and answer.json()["error"]["code"] == 2001
+
+
+def test_since_keeps_entries_at_or_after_it_whatever_their_offset(
+    standin: PagerDutyStandIn, api: requests.Session
+) -> None:
+    standin.add_incident(
+        INCIDENT,
+        log_entries=[
+            {"id": "before", "created_at": "2024-09-13T23:36:59-06:00"},
+            {"id": "at", "created_at": "2024-09-14T05:37:00Z"},
+            {"id": "after", "created_at": "2024-09-13T23:37:01-06:00"},
+        ],
+    )
+
+    page = api.get(url(standin, "/log_entries"), params={"since": "2024-09-14T05:37:00Z"}, timeout=5).json()
+    bad = api.get(url(standin, "/log_entries"), params={"since": "last tuesday"}, timeout=5)
+
+    assert [e["id"] for e in page["log_entries"]] == ["at", "after"]
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == 2004
+
+
+def test_notes_are_not_paginated(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT, notes=[{"id": f"N{n}", "content": "x"} for n in range(40)])
+
+    document = api.get(url(standin, "/notes"), params={"limit": 5}, timeout=5).json()
+
+    assert set(document) == {"notes"} and len(document["notes"]) == 40
+
+
+def test_incidents_lists_and_an_incident_is_found_by_id(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT, **sample_record(INCIDENT))
+    standin.add_incident("QOTHER")
+
+    listed = api.get(f"{standin.base_url}/incidents", params={"limit": 1, "total": "true"}, timeout=5).json()
+    one = api.get(url(standin), timeout=5).json()
+
+    assert len(listed["incidents"]) == 1 and listed["more"] is True and listed["total"] == 2
+    assert one["incident"]["id"] == INCIDENT and one["incident"]["priority"]["summary"] == "P1"
+
+
+@pytest.mark.parametrize("path", ["", "/log_entries", "/alerts", "/notes"])
+def test_an_unknown_incident_is_pagerdutys_404(standin: PagerDutyStandIn, api: requests.Session, path: str) -> None:
+    answer = api.get(f"{standin.base_url}/incidents/QUNKNOWN{path}", timeout=5)
+
+    assert answer.status_code == 404
+    assert answer.json() == {"error": {"message": "Not Found", "code": 2100}}
+
+
+def test_an_unknown_path_is_a_404(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    answer = api.delete(url(standin, "/notes"), timeout=5)
+
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == 2100
+
+
+def test_a_percent_encoded_incident_id_is_decoded(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident("Q/1?x", notes=[{"id": "N1"}])
+
+    answer = api.get(f"{standin.base_url}/incidents/Q%2F1%3Fx/notes", timeout=5)
+
+    assert answer.status_code == 200 and answer.json() == {"notes": [{"id": "N1"}]}
+
+
+# Writing a note
+
+
+def test_posting_a_note_answers_201_with_the_note_and_keeps_it(
+    standin: PagerDutyStandIn, api: requests.Session
+) -> None:
+    standin.add_incident(INCIDENT, notes=[{"id": "OLD", "content": "older"}])
+
+    answer = api.post(url(standin, "/notes"), json=NOTE, headers={"From": WRITER["From"]}, timeout=5)
+
+    assert answer.status_code == 201
+    note = answer.json()["note"]
+    assert re.fullmatch(r"P[0-9A-F]{6}", note["id"])
+    assert note["content"] == NOTE["note"]["content"]
+    assert note["user"]["type"] == "user_reference" and note["user"]["summary"] == WRITER["From"]
+    assert note["channel"] == {"summary": "The PagerDuty website or APIs"}
+    assert datetime.fromisoformat(note["created_at"]).utcoffset() is not None
+    # AND it is listed after the older notes, and kept for assertions
+    listed = api.get(url(standin, "/notes"), timeout=5).json()["notes"]
+    assert [n["id"] for n in listed] == ["OLD", note["id"]]
+    assert standin.notes_posted(INCIDENT) == [note]
+
+
+def test_a_note_without_from_is_a_400_with_pagerdutys_message(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT)
+
+    answer = api.post(url(standin, "/notes"), json=NOTE, timeout=5)
+
+    assert answer.status_code == 400 and answer.json()["error"]["message"] == MISSING_FROM
+    assert standin.notes_posted(INCIDENT) == []
+
+
+@pytest.mark.parametrize(
+    ("sender", "body"),
+    [("Postmortem Bot", NOTE), (WRITER["From"], {"note": {"content": ""}}), (WRITER["From"], {"content": "x"})],
+    ids=["from-not-an-email", "empty-content", "no-note-object"],
+)
+def test_a_malformed_note_request_is_a_400(
+    standin: PagerDutyStandIn, api: requests.Session, sender: str, body: dict[str, Any]
+) -> None:
+    standin.add_incident(INCIDENT)
+
+    answer = api.post(url(standin, "/notes"), json=body, headers={"From": sender}, timeout=5)
+
+    assert answer.status_code == 400 and "error" in answer.json()
+    assert standin.notes_posted(INCIDENT) == []
+
+
+def test_headers_are_recorded(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT)
+
+    api.post(url(standin, "/notes"), json=NOTE, headers={"From": WRITER["From"]}, timeout=5)
+
+    [sent] = standin.requests
+    assert (sent.method, sent.path) == ("POST", f"/incidents/{INCIDENT}/notes")
+    assert sent.headers["accept"] == "application/vnd.pagerduty+json;version=2"
+    assert sent.headers["from"] == WRITER["From"] and sent.json() == NOTE
+
+
+# Credentials
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Token token=wrong", f"Bearer {KEY}", f"Token token={KEY} ", f"token token={KEY}"],
+    ids=["missing", "wrong-key", "bearer", "trailing-space", "lowercase-scheme"],
+)
+def test_anything_but_the_exact_token_header_is_a_401(standin: PagerDutyStandIn, authorization: str | None) -> None:
+    standin.add_incident(INCIDENT)
+    headers = {"Authorization": authorization} if authorization else {}
+
+    answer = requests.get(url(standin, "/log_entries"), headers=headers, timeout=5)
+
+    assert answer.status_code == 401
+    assert answer.json() == {"error": {"message": "Authentication failed", "code": 2006}}
+
+
+def test_without_an_api_key_any_authorization_is_accepted() -> None:
+    with PagerDutyStandIn() as open_standin:
+        open_standin.add_incident(INCIDENT)
+        assert requests.get(url(open_standin, "/notes"), timeout=5).status_code == 200
+
+
+def test_a_read_only_key_reads_but_every_post_is_a_403() -> None:
+    with PagerDutyStandIn(api_key=KEY, read_only=True) as read_only:
+        read_only.add_incident(INCIDENT)
+
+        posted = requests.post(url(read_only, "/notes"), json=NOTE, headers=WRITER, timeout=5)
+        read = requests.get(url(read_only, "/notes"), headers=AUTH, timeout=5)
+
+    assert posted.status_code == 403 and posted.json()["error"] == {"message": "Access Denied", "code": 2010}
+    assert read.status_code == 200 and read_only.notes_posted(INCIDENT) == []
+
+
+# Faults, as the client sees them
+
+
+def test_a_status_fault_answers_pagerdutys_error_shape_and_its_headers_then_normal_answers_resume(
+    standin: PagerDutyStandIn, api: requests.Session
+) -> None:
+    standin.add_incident(INCIDENT, log_entries=numbered(1))
+    standin.enqueue("log_entries", Fault.status(429, headers={"ratelimit-reset": "1"}), Fault.status(500))
+
+    answers = [api.get(url(standin, "/log_entries"), timeout=5) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [429, 500, 200]
+    assert answers[0].headers["ratelimit-reset"] == "1"
+    assert answers[0].json() == {"error": {"message": "Rate Limit Exceeded", "code": 2020}}
+    assert answers[1].json()["error"]["code"] == 2000
+
+
+def test_faults_apply_to_their_endpoint_only(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT)
+    standin.enqueue("alerts", Fault.status(503))
+
+    assert api.get(url(standin, "/log_entries"), timeout=5).status_code == 200
+    assert api.get(url(standin, "/notes"), timeout=5).status_code == 200
+    assert api.post(url(standin, "/notes"), json=NOTE, headers={"From": WRITER["From"]}, timeout=5).status_code == 201
+    assert api.get(url(standin, "/alerts"), timeout=5).status_code == 503
+
+
+def test_create_then_reset_loses_the_answer_yet_the_note_exists(
+    standin: PagerDutyStandIn, api: requests.Session
+) -> None:
+    standin.add_incident(INCIDENT)
+    standin.enqueue("notes_post", Fault.create_then_reset())
+
+    with pytest.raises(requests.ConnectionError):
+        api.post(url(standin, "/notes"), json=NOTE, headers={"From": WRITER["From"]}, timeout=5)
+
+    [kept] = standin.notes_posted(INCIDENT)
+    assert kept["content"] == NOTE["note"]["content"]
+    assert api.get(url(standin, "/notes"), timeout=5).json()["notes"] == [kept]
+
+
+def test_reset_fault_writes_nothing(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT)
+    standin.enqueue("notes_post", Fault.reset())
+
+    with pytest.raises(requests.ConnectionError):
+        api.post(url(standin, "/notes"), json=NOTE, headers={"From": WRITER["From"]}, timeout=5)
+
+    assert standin.notes_posted(INCIDENT) == []
+
+
+def test_a_delay_answers_late_and_a_hang_outlasts_the_client(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT)
+    standin.enqueue("notes", Fault.delay(0.3), Fault.delay(30))
+
+    started = time.monotonic()
+    late = api.get(url(standin, "/notes"), timeout=5)
+    assert time.monotonic() - started >= 0.3 and late.status_code == 200
+    with pytest.raises(requests.ReadTimeout):
+        api.get(url(standin, "/notes"), timeout=0.2)
+
+
+def test_a_fault_on_an_unknown_incident_still_answers_404(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.enqueue("incident", Fault.delay(0.05))
+
+    assert api.get(url(standin), timeout=5).status_code == 404
+
+
+def test_enqueue_refuses_an_unknown_endpoint(standin: PagerDutyStandIn) -> None:
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        standin.enqueue("log_entry", Fault.status(500))
+
+
+def test_latency_delays_every_answer() -> None:
+    with PagerDutyStandIn(latency=0.2) as slow:
+        slow.add_incident(INCIDENT)
+        started = time.monotonic()
+        assert requests.get(url(slow, "/notes"), timeout=5).status_code == 200
+        assert requests.get(f"{slow.base_url}/nowhere", timeout=5).status_code == 404
+
+    assert time.monotonic() - started >= 0.4
+
+
+def test_reset_forgets_incidents_requests_notes_and_faults(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_incident(INCIDENT)
+    api.post(url(standin, "/notes"), json=NOTE, headers={"From": WRITER["From"]}, timeout=5)
+    standin.enqueue("incidents", Fault.status(500))
+
+    standin.reset()
+
+    assert standin.requests == [] and standin.notes_posted(INCIDENT) == []
+    assert api.get(url(standin, "/notes"), timeout=5).status_code == 404
+    assert api.get(f"{standin.base_url}/incidents", timeout=5).json()["incidents"] == []
+
+
+# The sample record
+
+
+def test_sample_record_is_newest_first_with_one_pair_out_of_order_and_mixed_offsets() -> None:
+    sample = sample_record(INCIDENT)
+    entries = sample["log_entries"]
+    instants = [datetime.fromisoformat(e["created_at"]) for e in entries]
+
+    assert len(entries) == 8
+    assert entries[0]["type"] == "resolve_log_entry" and entries[-1]["type"] == "trigger_log_entry"
+    assert entries[0]["note"] and entries[-1]["event_details"]["description"]
+    assert sum(later > earlier for earlier, later in zip(instants, instants[1:], strict=False)) == 1
+    assert {e["created_at"][-6:] for e in entries} >= {"-06:00"} and any(e["created_at"].endswith("Z") for e in entries)
+    assert {e["agent"]["type"] for e in entries} == {"user_reference", "service_reference"}
+    assert {e["type"] for e in entries} >= {
+        "trigger_log_entry",
+        "notify_log_entry",
+        "acknowledge_log_entry",
+        "escalate_log_entry",
+        "assign_log_entry",
+        "annotate_log_entry",
+    }
+    assert [type(a["body"]["details"]) for a in sample["alerts"]] == [dict, str]
+    assert {a["severity"] for a in sample["alerts"]} == {"critical", "warning"}
+    assert {n["user"]["type"] for n in sample["notes"]} == {"user_reference", "bot_user_reference"}
+    assert {n["created_at"][-1] for n in sample["notes"]} == {"0", "Z"}  # "-06:00" and "Z"
+
+
+def test_serve_samples_answers_any_incident_with_the_sample(api: requests.Session) -> None:
+    with PagerDutyStandIn(api_key=KEY, serve_samples=True) as samples:
+        entries = api.get(f"{samples.base_url}/incidents/QANY123/log_entries", timeout=5).json()["log_entries"]
+        posted = api.post(
+            f"{samples.base_url}/incidents/QANY123/notes", json=NOTE, headers={"From": WRITER["From"]}, timeout=5
+        )
+        notes = api.get(f"{samples.base_url}/incidents/QANY123/notes", timeout=5).json()["notes"]
+
+    assert entries == sample_record("QANY123")["log_entries"][:25]
+    assert posted.status_code == 201 and len(notes) == 3
+
+
+# Lifecycle
+
+
+def test_stop_returns_promptly_with_a_hanging_request(api: requests.Session) -> None:
+    with PagerDutyStandIn(api_key=KEY) as standin:
+        standin.add_incident(INCIDENT)
+        standin.enqueue("alerts", Fault.delay(30))
+        with pytest.raises(requests.ReadTimeout):
+            api.get(url(standin, "/alerts"), timeout=0.2)
+
+        started = time.monotonic()
+        standin.stop()
+
+        assert time.monotonic() - started < 2
+        with pytest.raises(requests.ConnectionError):  # and the port is closed
+            api.get(url(standin, "/alerts"), timeout=1)
+
+
+@pytest.mark.slow
+def test_main_serves_the_sample_for_any_incident_until_ctrl_c() -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "local.pagerduty_standin", "--port", "0", "--api-key", KEY]
+    with subprocess.Popen(  # noqa: S603 - a fixed argv of our own
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            listening = re.search(r"http://[\d.]+:\d+", proc.stdout.readline())
+            assert listening, "it did not say where it listens"
+            answer = requests.get(f"{listening[0]}/incidents/QLOCAL1/log_entries", headers=AUTH, timeout=5)
+            refused = requests.get(f"{listening[0]}/incidents/QLOCAL1/log_entries", timeout=5)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=5)
+        finally:
+            proc.kill()
+
+    assert answer.status_code == 200 and len(answer.json()["log_entries"]) == 8
+    assert refused.status_code == 401
+    assert proc.returncode == 0 and stderr == ""

@@ -1,0 +1,369 @@
+"""The incident's record as values (handler/bridge/record.py): order, caps, cleaning, and what survives bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bridge import record
+from bridge.record import AlertEntry, IncidentRecord, NoteEntry, Part, TimelineEntry
+
+
+def log_entry(kind: str, at: object, summary: str = "", **extra: object) -> dict[str, object]:
+    return {"type": f"{kind}_log_entry", "created_at": at, "summary": summary, **extra}
+
+
+# Order
+
+
+def test_timeline_is_chronological_by_instant_across_mixed_offsets() -> None:
+    # GIVEN entries newest first, one pair out of order, times in Z and in the account's -06:00
+    raw = [
+        log_entry("resolve", "2024-09-14T05:41:38Z"),
+        log_entry("annotate", "2024-09-13T23:39:10-06:00"),  # 05:39:10Z
+        log_entry("notify", "2024-09-13T23:36:40-06:00"),  # 05:36:40Z, listed before the later acknowledgement
+        log_entry("acknowledge", "2024-09-14T05:37:02Z"),
+        log_entry("trigger", "2024-09-14T05:31:38Z"),
+    ]
+
+    entries = record.timeline(raw)
+
+    # THEN sorted by the instant, not by the text (which would put every -06:00 entry first), and given in UTC
+    assert [e.kind for e in entries] == ["trigger", "notify", "acknowledge", "annotate", "resolve"]
+    assert [e.at for e in entries] == [
+        "2024-09-14T05:31:38Z",
+        "2024-09-14T05:36:40Z",
+        "2024-09-14T05:37:02Z",
+        "2024-09-14T05:39:10Z",
+        "2024-09-14T05:41:38Z",
+    ]
+
+
+def test_entries_whose_time_does_not_parse_go_last_in_their_original_order() -> None:
+    raw = [
+        log_entry("a", "yesterday"),
+        log_entry("b", "2024-09-14T05:00:00Z"),
+        log_entry("c", None),
+        log_entry("d", "2024-09-14T05:00:00"),  # no offset: names no instant
+        log_entry("e", "2024-09-14T04:00:00+00:00"),
+        log_entry("f", 1726290000),
+    ]
+
+    entries = record.timeline(raw)
+
+    assert [e.kind for e in entries] == ["e", "b", "a", "c", "d", "f"]
+    # an unparsed time is shown as it came, cleaned; a missing or non-text one as ""
+    assert [e.at for e in entries[2:]] == ["yesterday", "", "2024-09-14T05:00:00", ""]
+
+
+def test_equal_instants_keep_their_original_order() -> None:
+    raw = [log_entry("first", "2024-09-14T05:00:00Z"), log_entry("second", "2024-09-13T23:00:00-06:00")]
+
+    assert [e.kind for e in record.timeline(raw)] == ["first", "second"]
+
+
+def test_sub_second_times_keep_milliseconds_in_utc() -> None:
+    [entry] = record.timeline([log_entry("x", "2024-09-13T23:00:00.250-06:00")])
+
+    assert entry.at == "2024-09-14T05:00:00.250Z"
+
+
+def test_alerts_and_notes_are_chronological_across_offsets_too() -> None:
+    alerts = record.alerts(
+        [
+            {"summary": "later", "created_at": "2024-09-14T05:33:02Z"},
+            {"summary": "earlier", "created_at": "2024-09-13T23:31:36-06:00"},
+        ]
+    )
+    notes = record.notes(
+        [
+            {"content": "later", "created_at": "2024-09-13T23:39:10-06:00"},
+            {"content": "earlier", "created_at": "2024-09-14T05:34:00Z"},
+        ]
+    )
+
+    assert [a.summary for a in alerts] == ["earlier", "later"]
+    assert [n.content for n in notes] == ["earlier", "later"]
+    assert notes[1].at == "2024-09-14T05:39:10Z"
+
+
+# What each entry says
+
+
+def test_a_resolve_entry_says_its_resolution_note() -> None:
+    [entry] = record.timeline(
+        [
+            log_entry(
+                "resolve",
+                "2017-09-26T15:18:09Z",
+                "Resolved by Laura Haley",
+                note="Rolled back deploy 412",
+                agent={"id": "P553OPV", "type": "user_reference", "summary": "Laura Haley"},
+                channel={"type": "website"},
+            )
+        ]
+    )
+
+    assert entry == TimelineEntry(
+        at="2017-09-26T15:18:09Z",
+        what="Resolved by Laura Haley: Rolled back deploy 412",
+        who="Laura Haley",
+        channel="website",
+        kind="resolve",
+    )
+
+
+def test_a_trigger_entry_says_its_event_description() -> None:
+    [entry] = record.timeline(
+        [
+            log_entry(
+                "trigger",
+                "2017-09-26T15:14:36Z",
+                "Triggered through the API",
+                agent={"id": "PIJ90N7", "type": "service_reference"},
+                channel={"type": "api"},
+                event_details={"description": "Disk full on db-3"},
+            )
+        ]
+    )
+
+    assert entry.what == "Triggered through the API: Disk full on db-3"
+    # an agent without a name still says what acted
+    assert entry.who == "service PIJ90N7"
+    assert entry.channel == "api"
+
+
+def test_a_description_that_repeats_the_summary_is_not_said_twice() -> None:
+    raw = log_entry("trigger", "2024-09-14T05:00:00Z", "Disk full", event_details={"description": "Disk full"})
+
+    assert record.timeline([raw])[0].what == "Disk full"
+
+
+def test_a_note_on_other_entries_is_not_added() -> None:
+    [entry] = record.timeline([log_entry("acknowledge", "2024-09-14T05:37:02Z", "Acknowledged", note="x")])
+
+    assert entry.what == "Acknowledged"
+
+
+def test_unknown_log_entry_types_are_kept_generically() -> None:
+    entries = record.timeline(
+        [
+            log_entry("priority_change", "2024-09-14T05:00:00Z", "Priority changed to P1"),
+            {"type": "reopen", "created_at": "2024-09-14T05:01:00Z", "summary": "Reopened"},
+        ]
+    )
+
+    assert [(e.kind, e.what) for e in entries] == [
+        ("priority_change", "Priority changed to P1"),
+        ("reopen", "Reopened"),
+    ]
+
+
+def test_what_is_capped_as_a_whole_after_each_part_is_cleaned() -> None:
+    [entry] = record.timeline([log_entry("resolve", "2024-09-14T05:00:00Z", "Resolved\n by\u202e X", note="n" * 400)])
+
+    assert entry.what.startswith("Resolved  by X: nnn")
+    assert len(entry.what) == record.WHAT_LIMIT and entry.what.endswith("…")
+
+
+def test_control_characters_and_bidi_overrides_are_removed_from_every_field() -> None:
+    hostile = "Ev\u202eil\x00 \u2066na\x1bme\u200b\r\nnext"
+    [entry] = record.timeline(
+        [log_entry(hostile, hostile, hostile, agent={"summary": hostile}, channel={"type": hostile}, note=hostile)]
+    )
+    [alert] = record.alerts([{"created_at": hostile, "severity": hostile, "status": hostile, "summary": hostile}])
+    [note] = record.notes([{"created_at": hostile, "user": {"summary": hostile}, "content": hostile}])
+
+    texts = [*vars(entry).values(), *vars(alert).values(), *vars(note).values()]
+    for text in texts:
+        assert not any(char in text for char in "\u202e\u2066\u200b\x00\x1b\r\n"), repr(text)
+    assert note.content == "Evil name  next"
+
+
+def test_every_field_may_be_missing_or_of_the_wrong_type() -> None:
+    raw = [
+        {},
+        None,
+        "a string",
+        ["a", "list"],
+        {
+            "type": 7,
+            "created_at": ["2024"],
+            "summary": {"x": 1},
+            "agent": "PagerDuty",
+            "channel": ["api"],
+            "note": 5,
+            "event_details": "x",
+        },
+    ]
+
+    entries = record.timeline(raw)
+    alerts = record.alerts([{}, None, {"body": "x", "severity": 3, "summary": None}, {"body": {"details": None}}])
+    notes = record.notes([{}, 42, {"user": "x", "content": ["y"]}])
+
+    assert entries == [TimelineEntry("", "", "", "", "")] * 2
+    assert alerts == [AlertEntry("", "", "", "", "")] * 3
+    assert notes == [NoteEntry("", "", "")] * 2
+    assert record.timeline("not a list") == record.alerts(None) == record.notes({"notes": []}) == []
+
+
+# Alert details
+
+
+def test_object_details_become_compact_json() -> None:
+    [alert] = record.alerts(
+        [
+            {
+                "created_at": "2024-09-13T23:31:36-06:00",
+                "severity": "critical",
+                "status": "resolved",
+                "summary": "[PROD] Checkout error rate above 5%",
+                "body": {"details": {"error_rate": "7.2%", "deploy": 412, "régions": ["us", "eu"]}},
+            }
+        ]
+    )
+
+    assert alert == AlertEntry(
+        at="2024-09-14T05:31:36Z",
+        severity="critical",
+        status="resolved",
+        summary="[PROD] Checkout error rate above 5%",
+        details='{"error_rate":"7.2%","deploy":412,"régions":["us","eu"]}',
+    )
+
+
+def test_string_details_are_kept_as_the_string() -> None:
+    [alert] = record.alerts([{"body": {"details": "p99 latency 2.8 s\non checkout-api"}}])
+
+    assert alert.details == "p99 latency 2.8 s on checkout-api"
+
+
+def test_details_fall_back_to_cef_details_and_are_capped() -> None:
+    [fallback] = record.alerts([{"body": {"cef_details": {"details": {"k": "v"}}}}])
+    [long] = record.alerts([{"body": {"details": {"log": "x" * 2000}}}])
+
+    assert fallback.details == '{"k":"v"}'
+    assert len(long.details) == record.DETAILS_LIMIT and long.details.endswith("…")
+
+
+def test_control_characters_inside_object_details_cannot_break_a_line() -> None:
+    [alert] = record.alerts([{"body": {"details": {"msg": "a\nb\u202ec"}}}])
+
+    assert alert.details == '{"msg":"a\\nbc"}'
+
+
+# Notes
+
+
+def test_a_note_has_its_author_and_capped_content() -> None:
+    [note] = record.notes(
+        [
+            {
+                "user": {"id": "PBOT1RX", "type": "bot_user_reference", "summary": "Auto-remediation"},
+                "content": "c" * 5000,
+                "created_at": "2024-09-14T05:34:00Z",
+            }
+        ]
+    )
+
+    assert note.author == "Auto-remediation" and note.at == "2024-09-14T05:34:00Z"
+    assert len(note.content) == record.CONTENT_LIMIT
+
+
+# Caps
+
+
+def test_cap_keeps_the_first_head_and_the_last_tail() -> None:
+    kept, omitted = record.cap(list(range(120)), 25, 25)
+
+    assert kept == list(range(25)) + list(range(95, 120))
+    assert omitted == 70
+
+
+@pytest.mark.parametrize(("count", "expected"), [(0, 0), (1, 1), (50, 50)])
+def test_cap_keeps_everything_that_fits(count: int, expected: int) -> None:
+    kept, omitted = record.cap(list(range(count)), 25, 25)
+
+    assert len(kept) == expected and omitted == 0
+
+
+def test_cap_without_a_tail_keeps_only_the_head() -> None:
+    assert record.cap(list(range(10)), 3, 0) == ([0, 1, 2], 7)
+
+
+def test_part_counts_what_it_kept_and_what_it_left_out() -> None:
+    built = record.part(list(range(40)), record.ALERT_HEAD, record.ALERT_TAIL)
+
+    assert (len(built.entries), built.total, built.omitted, built.unavailable) == (20, 40, 20, None)
+
+
+# Since
+
+
+def test_after_keeps_only_entries_strictly_after_the_instant_whatever_its_offset() -> None:
+    entries = record.timeline(
+        [
+            log_entry("before", "2024-09-14T05:36:59Z"),
+            log_entry("at", "2024-09-13T23:37:00-06:00"),
+            log_entry("after", "2024-09-14T05:37:01Z"),
+            log_entry("unknown", "sometime"),
+        ]
+    )
+
+    kept = record.after(entries, "2024-09-14T07:37:00+02:00")
+
+    # an entry whose time is unknown cannot be shown to be older: it is kept
+    assert [e.kind for e in kept] == ["after", "unknown"]
+
+
+def test_after_refuses_an_instant_without_an_offset() -> None:
+    with pytest.raises(ValueError):
+        record.after([], "2024-09-14T05:37:00")
+
+
+# The data block
+
+
+def _record(log: Part, alerts: Part, notes: Part) -> IncidentRecord:
+    return IncidentRecord(log_entries=log, alerts=alerts, notes=notes)
+
+
+def test_as_data_gives_json_ready_parts_with_omitted_counts_only_when_something_was_left_out() -> None:
+    timeline = record.timeline([log_entry("trigger", f"2024-09-14T05:{m:02d}:00Z", f"e{m}") for m in range(60)])
+    alert = AlertEntry("2024-09-14T05:31:36Z", "critical", "resolved", "s", "{}")
+    note = NoteEntry("2024-09-14T05:34:00Z", "Laura Haley", "Rolled back")
+
+    data = record.as_data(
+        _record(
+            record.part(timeline, record.LOG_HEAD, record.LOG_TAIL),
+            record.part([alert], record.ALERT_HEAD, record.ALERT_TAIL),
+            record.part([note], record.NOTE_HEAD, record.NOTE_TAIL),
+        )
+    )
+
+    assert set(data) == {"timeline", "timeline_omitted", "alerts", "notes"}
+    assert data["timeline_omitted"] == 10 and len(data["timeline"]) == 50
+    assert data["timeline"][0] == {
+        "at": "2024-09-14T05:00:00Z",
+        "what": "e0",
+        "who": "",
+        "channel": "",
+        "kind": "trigger",
+    }
+    assert data["alerts"] == [
+        {"at": "2024-09-14T05:31:36Z", "severity": "critical", "status": "resolved", "summary": "s", "details": "{}"}
+    ]
+    assert data["notes"] == [{"at": "2024-09-14T05:34:00Z", "author": "Laura Haley", "content": "Rolled back"}]
+    json.dumps(data)  # JSON-ready
+
+
+def test_as_data_leaves_out_a_part_that_is_unavailable_and_empty_but_keeps_an_empty_available_one() -> None:
+    entry = TimelineEntry("2024-09-14T05:00:00Z", "Triggered", "", "api", "trigger")
+    partial = Part((entry,), 1234, 0, "only 1 of 1234 log entries were read before the time budget ran out")
+    missing = Part((), 0, 0, "PagerDuty refused the API key (HTTP 401)")
+    empty = Part((), 0, 0, None)
+
+    data = record.as_data(_record(partial, missing, empty))
+
+    assert data == {"timeline": [record.as_data(_record(partial, empty, empty))["timeline"][0]], "notes": []}
+    assert data["timeline"][0]["what"] == "Triggered"
