@@ -11,32 +11,25 @@ import functools
 import json
 import logging
 import os
-import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
-from bridge.config import Settings
-from bridge.credentials import CredentialStore
+from bridge.credentials import Credentials
+from bridge.dependencies import Dependencies, make_dependencies
 from bridge.devin import DevinClient
 from bridge.errors import BadRequest, BridgeError, ConfigurationError
-from bridge.ledger import Ledger
-from bridge.pagerduty import parse_event
+from bridge.pagerduty import Incident, WebhookEvent, parse_event
+from bridge.pagerduty_rest import PagerDutyClient, read_record
 from bridge.policy import Ignored, select
-from bridge.postmortem import start_postmortem
-from bridge.prompt import build_session_request
+from bridge.postmortem import NOTE_SECONDS, NoteWriter, start_postmortem
+from bridge.prompt import SessionRequest, build_session_request
+from bridge.record import IncidentRecord
 from bridge.signature import authenticate
-
-if TYPE_CHECKING:
-    import requests
 
 logger = Logger()
 # At DEBUG botocore logs whole answers, the decrypted SSM parameters among them: whatever level an operator
@@ -56,37 +49,6 @@ LEDGER_RESERVE_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 5.0
 # The function's Timeout in template.yaml.
 DEFAULT_TIMEOUT_SECONDS = 25.0
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
-
-# Held while a lazily made dependency is made: boto3's default session is not thread-safe.
-_making = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    """What every delivery needs is made with it; what only a qualifying incident needs, on the first one.
-
-    Most deliveries are ignored or refused: a container that only ever sees those never loads DynamoDB's
-    service model (about 25 ms of its first request) nor requests (about 20 ms of init; docs/performance.md).
-    """
-
-    settings: Settings
-    credentials: CredentialStore
-
-    @functools.cached_property
-    def ledger(self) -> Ledger:
-        with _making:
-            client = boto3.client("dynamodb", config=AWS_CONFIG)
-        return Ledger(client, self.settings.table_name, self.settings.ledger_retention_days)
-
-    @functools.cached_property
-    def http(self) -> requests.Session:
-        """Devin's connection pool."""
-        with _making:
-            import requests
-
-            tracer.patch(modules=("requests",))
-            return requests.Session()
 
 
 @functools.cache
@@ -95,15 +57,7 @@ def dependencies() -> Dependencies:
 
     A failure is not cached: a missing setting answers 500 and the next delivery tries again.
     """
-    settings = Settings.from_env()
-    with _making:
-        ssm = boto3.client("ssm", config=AWS_CONFIG)
-    return Dependencies(
-        settings=settings,
-        credentials=CredentialStore(
-            settings.ssm_prefix, SSMProvider(boto3_client=ssm), max_age=settings.secrets_max_age
-        ),
-    )
+    return make_dependencies(on_requests_loaded=lambda: tracer.patch(modules=("requests",)))
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -132,12 +86,43 @@ def _remaining_seconds() -> float:
     return remaining_ms() / 1000 if callable(remaining_ms) else DEFAULT_TIMEOUT_SECONDS
 
 
+def _pagerduty(deps: Dependencies, credentials: Credentials) -> PagerDutyClient | None:
+    """PagerDuty's REST API, when its key is configured; without one the function never calls PagerDuty."""
+    if not credentials.pagerduty_api_key:
+        return None
+    return PagerDutyClient(
+        deps.settings.pagerduty_api_base_url,
+        credentials.pagerduty_api_key,
+        deps.http,
+        from_email=credentials.pagerduty_from_email,
+    )
+
+
+def _compose(
+    deps: Dependencies, incident: Incident, event: WebhookEvent, pagerduty: PagerDutyClient | None
+) -> SessionRequest:
+    """The session request, written when one is about to be created: only then is PagerDuty's record read."""
+    record = None
+    if pagerduty is not None:
+        record = read_record(pagerduty, incident.id, deps.settings.pagerduty_read_seconds)
+        _report_unavailable(record)
+    return build_session_request(incident, event, deps.settings.playbook_id, record)
+
+
+def _report_unavailable(record: IncidentRecord) -> None:
+    for name in ("log_entries", "alerts", "notes"):
+        reason = getattr(record, name).unavailable
+        if reason is not None:
+            logger.warning("part of PagerDuty's record is unavailable", extra={"part": name, "reason": reason})
+            _count("PagerDutyReadFailed")
+
+
 @app.post("/pagerduty")
 def receive_webhook() -> Response:
     deps = dependencies()
     raw_body = _raw_body()
     headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
-    credentials = deps.credentials.get()
+    credentials = deps.parameters.get().credentials
     authenticate(raw_body, headers, credentials)
 
     event = parse_event(raw_body)
@@ -153,20 +138,29 @@ def receive_webhook() -> Response:
     if not (credentials.devin_api_key and credentials.devin_org_id):
         raise ConfigurationError("the Devin API key or organization id is not configured")
     remaining = _remaining_seconds()
+    pagerduty = _pagerduty(deps, credentials)
+    notes = None
+    if pagerduty is not None and credentials.writes_pagerduty:
+        notes = NoteWriter(pagerduty, lease_seconds=2 * NOTE_SECONDS + LEASE_MARGIN_SECONDS)
+    reserve = LEDGER_RESERVE_SECONDS + (2 * NOTE_SECONDS if notes is not None else 0)
     outcome = start_postmortem(
         incident,
         event,
-        build_session_request(incident, event, deps.settings.playbook_id),
+        functools.partial(_compose, deps, incident, event, pagerduty),
         ledger=deps.ledger,
         devin=DevinClient(
             deps.settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.http
         ),
-        deadline=time.monotonic() + remaining - LEDGER_RESERVE_SECONDS,
+        deadline=time.monotonic() + remaining - reserve,
         lease_seconds=remaining + LEASE_MARGIN_SECONDS,
         settle_seconds=deps.settings.settle_seconds,
+        notes=notes,
+        follow=pagerduty is not None,
     )
     logger.info(f"postmortem session {outcome.status}", extra={"session_id": outcome.session.session_id})
     _count("SessionStarted" if outcome.status == "started" else "Duplicate")
+    if outcome.notes == "failed":
+        _count("PagerDutyNoteFailed")
     return _json(
         200,
         {

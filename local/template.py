@@ -69,6 +69,8 @@ def create_ledger_table(dynamodb_client: Any, table_name: str) -> None:
         "AttributeDefinitions": props["AttributeDefinitions"],
         "BillingMode": props["BillingMode"],
     }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     sse = props.get("SSESpecification")
     if sse:
         # CloudFormation spells the API's "Enabled" as "SSEEnabled".

@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from local.devin_standin import DevinStandIn
+from local.pagerduty_standin import PagerDutyStandIn
 from scripts.make_events import TEST_SIGNING_SECRET
 from tests.support.template import create_ledger_table
 
@@ -24,6 +25,8 @@ PREFIX = "/pagerduty-postmortem"
 DEVIN_KEY = "cog_test_key_0123456789abcdef"
 DEVIN_ORG = "org-test123"
 WEBHOOK_SECRET = "test-webhook-secret"
+PAGERDUTY_KEY = "u+PDtestKEY012345678"  # 20 characters, as PagerDuty's keys are
+PAGERDUTY_FROM = "postmortem-bot@example.com"
 REGION = "us-east-1"
 
 
@@ -75,6 +78,26 @@ def devin() -> Iterator[DevinStandIn]:
 
 
 @pytest.fixture
+def pagerduty() -> Iterator[PagerDutyStandIn]:
+    """A stand-in PagerDuty REST API that knows nothing yet (add_incident) and requires PAGERDUTY_KEY."""
+    with PagerDutyStandIn(api_key=PAGERDUTY_KEY) as standin:
+        yield standin
+
+
+@pytest.fixture
+def pagerduty_reads(secrets: None, env: None, pagerduty: PagerDutyStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment has a PagerDuty key (and the function points at the stand-in): it reads, and only reads."""
+    monkeypatch.setenv("PAGERDUTY_API_BASE_URL", pagerduty.base_url)
+    put_parameter("pagerduty-api-key", PAGERDUTY_KEY)
+
+
+@pytest.fixture
+def pagerduty_writes(pagerduty_reads: None) -> None:
+    """The deployment has a PagerDuty key and a from-email: it reads the record and writes notes."""
+    put_parameter("pagerduty-from-email", PAGERDUTY_FROM, secure=False)
+
+
+@pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
         create_ledger_table(aws_client("dynamodb"), TABLE)
@@ -118,7 +141,16 @@ def env(monkeypatch: pytest.MonkeyPatch, devin: DevinStandIn) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "pagerduty-postmortem")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PagerDutyPostmortem")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    for name in ("EVENT_TYPES", "PRIORITIES", "URGENCIES", "DEVIN_PLAYBOOK_ID"):
+    for name in (
+        "EVENT_TYPES",
+        "PRIORITIES",
+        "URGENCIES",
+        "DEVIN_PLAYBOOK_ID",
+        "PAGERDUTY_API_BASE_URL",
+        "PAGERDUTY_READ_SECONDS",
+        "FOLLOW_UP_EVENT_TYPES",
+        "FOLLOW_UP_DAYS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -140,3 +140,74 @@ def test_an_incomplete_configuration_is_read_again_on_the_next_delivery(invoke, 
         "ssm.GetParameters",
         "ssm.GetParameters",
     ]
+
+
+# --- With PagerDuty's record and notes (issue 8) -------------------------------------------------------
+
+
+def pagerduty_calls(pagerduty) -> list[tuple[str, str]]:  # noqa: ANN001 - the PagerDutyStandIn fixture
+    return [(r.method, r.path.rsplit("/", 1)[-1]) for r in pagerduty.requests]
+
+
+def test_warm_started_incident_with_notes_costs_three_reads_one_note_and_three_dynamodb_calls(
+    pagerduty_writes, pagerduty, invoke, devin, aws_calls
+) -> None:
+    from local.pagerduty_standin import sample_record
+
+    invoke(api_event(payload("pagey-ping.json")))
+    pagerduty.add_incident("QNOTE1", **sample_record("QNOTE1"))
+    aws_calls.clear()
+
+    answer = invoke(api_event(incident("QNOTE1")))
+
+    assert answer.body["status"] == "started"
+    # claim, record (holding the incident for its note), note recorded (and the hold released)
+    assert aws_calls == ["dynamodb.UpdateItem"] * 3
+    assert devin_calls(devin) == [("POST", "sessions")]
+    assert sorted(pagerduty_calls(pagerduty)) == [
+        ("GET", "alerts"),
+        ("GET", "log_entries"),
+        ("GET", "notes"),
+        ("POST", "notes"),
+    ]
+
+
+def test_warm_duplicate_with_its_note_in_place_costs_what_it_cost_before(
+    pagerduty_writes, pagerduty, invoke, devin, aws_calls
+) -> None:
+    from local.pagerduty_standin import sample_record
+
+    pagerduty.add_incident("QNOTE2", **sample_record("QNOTE2"))
+    invoke(api_event(incident("QNOTE2")))
+    devin.reset()
+    pagerduty.requests.clear()
+    aws_calls.clear()
+
+    answer = invoke(api_event(incident("QNOTE2")))
+
+    assert answer.body["status"] == "duplicate"
+    assert aws_calls == ["dynamodb.UpdateItem"]
+    assert devin.requests == []
+    assert pagerduty.requests == []
+
+
+def test_reading_without_writing_adds_no_dynamodb_call(pagerduty_reads, pagerduty, invoke, devin, aws_calls) -> None:
+    from local.pagerduty_standin import sample_record
+
+    invoke(api_event(payload("pagey-ping.json")))
+    pagerduty.add_incident("QREAD1", **sample_record("QREAD1"))
+    aws_calls.clear()
+
+    assert invoke(api_event(incident("QREAD1"))).body["status"] == "started"
+
+    assert aws_calls == ["dynamodb.UpdateItem", "dynamodb.UpdateItem"]
+    assert sorted(pagerduty_calls(pagerduty)) == [("GET", "alerts"), ("GET", "log_entries"), ("GET", "notes")]
+
+
+def test_with_the_pagerduty_key_the_parameters_are_still_one_ssm_round_trip(
+    pagerduty_writes, pagerduty, invoke, aws_calls
+) -> None:
+    invoke(api_event(payload("pagey-ping.json")))
+    invoke(api_event(payload("pagey-ping.json")))
+
+    assert [call for call in aws_calls if call.startswith("ssm.")] == ["ssm.GetParameters"]

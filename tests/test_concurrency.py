@@ -60,7 +60,7 @@ def test_racing_deliveries_of_one_incident_start_exactly_one_session(aws) -> Non
                 outcome = start_postmortem(
                     chosen,
                     event,
-                    build_session_request(chosen, event),
+                    lambda: build_session_request(chosen, event),
                     ledger=ledger,
                     devin=devin_client,
                     deadline=time.monotonic() + 20,

@@ -196,7 +196,7 @@ def test_a_failed_final_write_never_leads_to_a_second_session(invoke, devin, mon
     # GIVEN DynamoDB fails the write that records the session (the invocation "dies" there)
     real_record = Ledger.record
 
-    def failing_record(self, claim, session):
+    def failing_record(self, claim, session, **options):
         raise LedgerUnavailable("could not record the session in the ledger")
 
     monkeypatch.setattr(Ledger, "record", failing_record)
@@ -211,7 +211,7 @@ def test_a_failed_final_write_never_leads_to_a_second_session(invoke, devin, mon
 
 
 def test_when_every_ledger_write_fails_after_create_the_lease_protects_the_incident(invoke, devin, monkeypatch) -> None:
-    def failing(self, claim, *args):
+    def failing(self, claim, *args, **options):
         raise LedgerUnavailable("DynamoDB down")
 
     monkeypatch.setattr(Ledger, "record", failing)

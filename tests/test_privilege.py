@@ -20,9 +20,11 @@ import boto3
 import pytest
 
 from local.devin_standin import Fault
-from tests.conftest import REGION, TABLE, hold_claim
+from tests.conftest import REGION, TABLE, FakeContext, hold_claim
 from tests.support.events import api_event, incident, payload
 from tests.support.template import FUNCTION, load_template, resource_properties
+
+FOLLOW_UP = "FollowUpFunction"
 
 ACCOUNT = "123456789012"
 PARTITION = "aws"
@@ -37,7 +39,8 @@ class Call:
 def _arns(service: str, operation: str, body: dict[str, Any]) -> Iterator[Call]:
     action = f"{service}:{operation}"
     if service == "dynamodb":
-        yield Call(action, f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{body['TableName']}")
+        index = f"/index/{body['IndexName']}" if body.get("IndexName") else ""
+        yield Call(action, f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{body['TableName']}{index}")
     elif service == "ssm":
         for name in body.get("Names") or [body.get("Name")]:
             parameter = f"arn:{PARTITION}:ssm:{REGION}:{ACCOUNT}:parameter{name}"
@@ -81,10 +84,54 @@ def every_ledger_path(invoke, devin, observed: list[Call]) -> list[Call]:
     return observed
 
 
+@pytest.fixture
+def every_note_path(pagerduty_writes, pagerduty, invoke, devin, observed: list[Call]) -> list[Call]:
+    """The webhook's note paths: posted with the session, failed then posted by a duplicate, answer lost."""
+    from local.pagerduty_standin import sample_record
+
+    for incident_id in ("QPRIVN1", "QPRIVN2", "QPRIVN3"):
+        pagerduty.add_incident(incident_id, **sample_record(incident_id))
+    assert invoke(api_event(incident("QPRIVN1"))).body["status"] == "started"
+    pagerduty.enqueue("notes_post", Fault.status(500))
+    assert invoke(api_event(incident("QPRIVN2"))).body["status"] == "started"
+    assert invoke(api_event(incident("QPRIVN2"))).body["status"] == "duplicate"
+    pagerduty.enqueue("notes_post", Fault.create_then_reset())
+    assert invoke(api_event(incident("QPRIVN3"))).body["status"] == "started"
+    assert invoke(api_event(incident("QPRIVN3"))).body["status"] == "duplicate"
+    assert len(pagerduty.notes_posted("QPRIVN2")) == len(pagerduty.notes_posted("QPRIVN3")) == 1
+    return observed
+
+
+@pytest.fixture
+def every_follow_up_path(pagerduty_writes, pagerduty, invoke, devin, observed: list[Call]) -> list[Call]:
+    """The scheduled follow-up's calls: reading the open sessions, recording them, posting their notes."""
+    import follow_up
+
+    from local.pagerduty_standin import sample_record
+
+    follow_up.dependencies.cache_clear()
+    sessions = []
+    for incident_id in ("QPRIVF1", "QPRIVF2"):
+        pagerduty.add_incident(incident_id, **sample_record(incident_id))
+        sessions.append(invoke(api_event(incident(incident_id))).body["session_id"])
+    devin.open_pull_request(sessions[0], "https://github.com/acme/checkout/pull/1")
+    devin.forget_session(sessions[1])
+    observed.clear()
+    follow_up.lambda_handler({}, FakeContext())
+    follow_up.dependencies.cache_clear()
+    assert len(pagerduty.notes_posted("QPRIVF1")) == 2
+    return observed
+
+
 def _resolve(value: Any) -> str:
     """A policy value with its intrinsics resolved for the test account, stack parameters at their defaults."""
     parameters = {name: str(spec.get("Default", "")) for name, spec in load_template()["Parameters"].items()}
-    pseudo = {"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
+    pseudo = {
+        "AWS::Partition": PARTITION,
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "LedgerTable.Arn": f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}",
+    }
     if isinstance(value, str):
         return value
     if set(value) == {"Fn::Sub"}:
@@ -98,15 +145,24 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-@pytest.fixture(scope="module")
-def statements() -> list[dict[str, Any]]:
-    """The function's policy statements, actions and resources as lists, resources resolved to ARNs."""
+def _statements(function: str) -> list[dict[str, Any]]:
+    """A function's policy statements, actions and resources as lists, resources resolved to ARNs."""
     return [
         {**statement, "Action": _as_list(statement["Action"]), "Resource": [_resolve(r) for r in _as_list(resource)]}
-        for policy in resource_properties(FUNCTION)["Policies"]
+        for policy in resource_properties(function)["Policies"]
         for statement in _as_list(policy["Statement"])
         for resource in [statement["Resource"]]
     ]
+
+
+@pytest.fixture(scope="module")
+def statements() -> list[dict[str, Any]]:
+    return _statements(FUNCTION)
+
+
+@pytest.fixture(scope="module")
+def follow_up_statements() -> list[dict[str, Any]]:
+    return _statements(FOLLOW_UP)
 
 
 def _allows(statement: dict[str, Any], call: Call) -> bool:
@@ -131,6 +187,31 @@ def test_no_action_is_granted_that_the_handler_never_calls(every_ledger_path, st
     called = {call.action for call in every_ledger_path}
 
     assert granted - called == set()
+
+
+def test_the_note_paths_need_nothing_beyond_the_grants(every_note_path, statements) -> None:
+    denied = {call for call in every_note_path if not any(_allows(s, call) for s in statements)}
+
+    assert every_note_path
+    assert not denied, sorted(denied, key=repr)
+
+
+def test_every_call_the_follow_up_makes_is_allowed_and_every_grant_is_used(
+    every_follow_up_path, follow_up_statements
+) -> None:
+    denied = {call for call in every_follow_up_path if not any(_allows(s, call) for s in follow_up_statements)}
+    granted = {action for statement in follow_up_statements for action in statement["Action"]}
+    called = {call.action for call in every_follow_up_path}
+
+    assert not denied, sorted(denied, key=repr)
+    assert granted == called
+
+
+def test_the_follow_up_queries_only_its_index_and_the_webhook_cannot_query(follow_up_statements, statements) -> None:
+    queries = [r for s in follow_up_statements if "dynamodb:Query" in s["Action"] for r in s["Resource"]]
+
+    assert queries == [f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}/index/following"]
+    assert not any("dynamodb:Query" in s["Action"] or "dynamodb:Scan" in s["Action"] for s in statements)
 
 
 def _wildcard_resources(statements: list[dict[str, Any]], prefix: str) -> list[str]:

@@ -26,6 +26,7 @@ from bridge.errors import BridgeError
 from bridge.ledger import Ledger
 
 from local.devin_standin import DevinStandIn, Fault
+from local.pagerduty_standin import PagerDutyStandIn, sample_record
 from tests.conftest import (
     FakeContext,
     delete_parameter,
@@ -39,7 +40,8 @@ from tests.support.events import api_event, incident, payload
 API_KEY = "cog_k3yMARKERapi_9f2c47d1e0b86a35"
 SIGNING_SECRET = "whsec_s1gMARKERsign_5e8a0c3b7d2f9146"
 WEBHOOK_SECRET = "hdr_w3bMARKERhook_1b7f4e9a2c6d8035"
-SECRETS = (API_KEY, SIGNING_SECRET, WEBHOOK_SECRET)
+PAGERDUTY_KEY = "u+pdMARKERkey_7c1e9a"  # 20 characters, as PagerDuty's keys are
+SECRETS = (API_KEY, SIGNING_SECRET, WEBHOOK_SECRET, PAGERDUTY_KEY)
 # A leak of part of a secret (truncated, split, wrapped) still shows some ten characters of it in a row.
 WINDOW = 10
 FRAGMENTS = frozenset(secret[i : i + WINDOW] for secret in SECRETS for i in range(len(secret) - WINDOW + 1))
@@ -263,4 +265,56 @@ def test_no_secret_reaches_the_logs_even_with_every_logger_at_debug(deliver, eve
     # THEN no log record holds a secret
     produced = everything()
     assert any(text.startswith("--- log record\n") for text in produced.texts)
+    assert not produced.leaks(), "\n".join(produced.leaks())
+
+
+# --- With PagerDuty's REST API configured (issue 8): its key joins the secrets -------------------------------
+
+
+@pytest.fixture
+def pagerduty_configured(distinctive_secrets, env, monkeypatch) -> Iterator[PagerDutyStandIn]:
+    with PagerDutyStandIn(api_key=PAGERDUTY_KEY) as standin:
+        standin.add_incident(INCIDENT, **sample_record(INCIDENT))
+        monkeypatch.setenv("PAGERDUTY_API_BASE_URL", standin.base_url)
+        put_parameter("pagerduty-api-key", PAGERDUTY_KEY)
+        put_parameter("pagerduty-from-email", "postmortem-bot@example.com", secure=False)
+        yield standin
+
+
+def _pagerduty_fails(*faults: Fault, endpoints=("log_entries", "alerts", "notes", "notes_post")):
+    def scenario(deliver, pagerduty: PagerDutyStandIn) -> None:
+        for endpoint in endpoints:
+            pagerduty.enqueue(endpoint, *faults)
+        assert deliver().body["status"] == "started"
+        assert deliver().body["status"] == "duplicate"
+
+    return scenario
+
+
+def _pagerduty_refuses_the_key(deliver, pagerduty: PagerDutyStandIn) -> None:
+    pagerduty.api_key = "u+someoneELSESkey123"
+    assert deliver().body["status"] == "started"
+
+
+PAGERDUTY_SCENARIOS: dict[str, Callable[..., None]] = {
+    "record-and-note": _pagerduty_fails(),
+    "key-refused": _pagerduty_refuses_the_key,
+    "every-call-500": _pagerduty_fails(*[Fault.status(500)] * 5),
+    "rate-limited": _pagerduty_fails(*[Fault.status(429, headers={"ratelimit-reset": "0"})] * 5),
+    "note-answer-lost": _pagerduty_fails(Fault.create_then_reset(), endpoints=("notes_post",)),
+    "reads-reset": _pagerduty_fails(*[Fault.reset()] * 5, endpoints=("log_entries", "alerts", "notes")),
+}
+
+
+@pytest.mark.parametrize("scenario", PAGERDUTY_SCENARIOS.values(), ids=PAGERDUTY_SCENARIOS.keys())
+def test_no_secret_appears_when_pagerduty_is_read_and_written(
+    pagerduty_configured, deliver, everything, quick_backoff, scenario
+) -> None:
+    scenario(deliver, pagerduty_configured)
+
+    produced = everything()
+    for request in pagerduty_configured.requests:
+        headers = {name: value for name, value in request.headers.items() if name != "authorization"}
+        produced.add("sent to PagerDuty", f"{request.method} {request.path} {request.query} {headers} {request.body!r}")
+    assert any(text.startswith("--- sent to PagerDuty") for text in produced.texts)
     assert not produced.leaks(), "\n".join(produced.leaks())

@@ -160,7 +160,19 @@ def test_ledger_is_keyed_by_incident_id_string(table: dict[str, Any]) -> None:
     props = table["Properties"]
 
     assert props["KeySchema"] == [{"AttributeName": "incident_id", "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": "incident_id", "AttributeType": "S"}]
+    assert {"AttributeName": "incident_id", "AttributeType": "S"} in props["AttributeDefinitions"]
+
+
+def test_the_follow_up_reads_a_sparse_index_of_open_sessions_oldest_first(table: dict[str, Any]) -> None:
+    props = table["Properties"]
+    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "following"]
+
+    assert index["KeySchema"] == [
+        {"AttributeName": "following", "KeyType": "HASH"},
+        {"AttributeName": "session_recorded_epoch", "KeyType": "RANGE"},
+    ]
+    types = {d["AttributeName"]: d["AttributeType"] for d in props["AttributeDefinitions"]}
+    assert (types["following"], types["session_recorded_epoch"]) == ("S", "N")
 
 
 def test_ledger_is_billed_per_request(table: dict[str, Any]) -> None:

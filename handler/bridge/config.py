@@ -20,6 +20,14 @@ def _csv(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
+def _http_url(name: str, value: str) -> str:
+    """An http(s) URL without its trailing slash; http is allowed so that tests can use a stand-in on 127.0.0.1."""
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ConfigurationError(f"{name} must be an http(s) URL")
+    return value.rstrip("/")
+
+
 def _labels(value: str) -> frozenset[str] | None:
     """A comma-separated allow list, casefolded; None means "any" (the list holds `*`)."""
     labels = _csv(value)
@@ -38,6 +46,13 @@ class Settings:
     ledger_retention_days: int
     secrets_max_age: int
     settle_seconds: int
+    pagerduty_api_base_url: str = "https://api.pagerduty.com"
+    # The hard budget for every PagerDuty read of one delivery together.
+    pagerduty_read_seconds: float = 3.0
+    # Event types forwarded as a message to the incident's existing session.
+    follow_up_event_types: frozenset[str] = frozenset()
+    # How long the scheduled follow-up keeps reading a session.
+    follow_up_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -51,10 +66,16 @@ class Settings:
             max_age = int(_get(env, "POWERTOOLS_PARAMETERS_MAX_AGE", "300"))
             # Not in the template: 60 s suits Devin; the local storm scales it down with PagerDuty's retries.
             settle_seconds = int(_get(env, "DEVIN_SETTLE_SECONDS", "60"))
+            follow_up_days = int(_get(env, "FOLLOW_UP_DAYS", "7"))
+            read_seconds = float(_get(env, "PAGERDUTY_READ_SECONDS", "3"))
         except ValueError as error:
             raise ConfigurationError(
-                "LEDGER_RETENTION_DAYS and POWERTOOLS_PARAMETERS_MAX_AGE must be integers"
+                "LEDGER_RETENTION_DAYS, POWERTOOLS_PARAMETERS_MAX_AGE and FOLLOW_UP_DAYS must be integers, "
+                "PAGERDUTY_READ_SECONDS a number"
             ) from error
+        if not 0 <= read_seconds <= 10:
+            # PagerDuty waits 5 s for an answer; a budget beyond that cannot serve the delivery it is for.
+            raise ConfigurationError("PAGERDUTY_READ_SECONDS must be between 0 and 10")
         return cls(
             table_name=table_name,
             ssm_prefix=prefix,
@@ -66,4 +87,10 @@ class Settings:
             ledger_retention_days=max(retention_days, 1),
             secrets_max_age=max(max_age, 0),
             settle_seconds=max(settle_seconds, 0),
+            pagerduty_api_base_url=_http_url(
+                "PAGERDUTY_API_BASE_URL", _get(env, "PAGERDUTY_API_BASE_URL", "https://api.pagerduty.com")
+            ),
+            pagerduty_read_seconds=read_seconds,
+            follow_up_event_types=_csv(_get(env, "FOLLOW_UP_EVENT_TYPES", "")),
+            follow_up_days=max(follow_up_days, 1),
         )

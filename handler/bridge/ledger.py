@@ -1,19 +1,26 @@
-"""The DynamoDB ledger: one item per incident, claimed with a conditional write before Devin is called."""
+"""The DynamoDB ledger: one item per incident, claimed with a conditional write before Devin is called.
+
+An incident goes `claimed` → `started` (or `unknown` when a create call's answer was lost). While a delivery (or
+the scheduled follow-up) works on a started incident, posting a note on it or forwarding an event to its session,
+it holds the same lease a start claim uses (`claim_token`, `claim_expires_at`), so that only one of them acts at
+a time.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .devin import Session
+from .devin import Session, SessionState
 from .errors import Unavailable
 from .pagerduty import Incident, WebhookEvent
 from .prompt import resolved_at
@@ -21,6 +28,11 @@ from .prompt import resolved_at
 CLAIMED = "claimed"  # a delivery is talking to Devin right now
 STARTED = "started"  # the session exists and is recorded
 UNKNOWN = "unknown"  # a create call's outcome was lost: the next delivery looks the session up by tag first
+
+# The sparse index the scheduled follow-up reads: only items with FOLLOWING set are in it (template.yaml).
+FOLLOWING_INDEX = "following"
+FOLLOWING = "following"
+OPEN = "open"
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -40,9 +52,10 @@ class Claim:
 
 @dataclass(frozen=True)
 class Recorded:
-    """The incident already has a session."""
+    """The incident already has a session; `item` is its ledger item as it was."""
 
     session: Session
+    item: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,17 @@ class Held:
     """Another delivery holds a live claim on the incident."""
 
     retry_after: int
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to act on a started incident (post its notes) for a while; `item` is the item as it was taken."""
+
+    incident_id: str
+    token: str
+    item: Mapping[str, Any]
+    # The lease was taken over from a holder whose time ran out: it may have posted a note it never recorded.
+    taken_over: bool = False
 
 
 def _metadata(incident: Incident, event: WebhookEvent) -> dict[str, Any]:
@@ -70,23 +94,36 @@ def _metadata(incident: Incident, event: WebhookEvent) -> dict[str, Any]:
 
 
 def _update(
-    values: Mapping[str, Any], remove: tuple[str, ...] = (), keep_first: Mapping[str, Any] | None = None
+    values: Mapping[str, Any],
+    remove: tuple[str, ...] = (),
+    keep_first: Mapping[str, Any] | None = None,
+    add: Mapping[str, set[str]] | None = None,
+    delete: Mapping[str, set[str]] | None = None,
 ) -> dict[str, Any]:
-    """UpdateExpression arguments that SET `values`, SET `keep_first` unless already set, and REMOVE `remove`,
-    every name behind a placeholder."""
+    """UpdateExpression arguments that SET `values`, SET `keep_first` unless already set, REMOVE `remove`, and
+    ADD or DELETE members of string sets, every name behind a placeholder."""
     keep_first = keep_first or {}
-    names = {f"#{name}": name for name in (*values, *keep_first, *remove)}
-    expression = "SET " + ", ".join(
-        [f"#{name} = :{name}" for name in values]
-        + [f"#{name} = if_not_exists(#{name}, :{name})" for name in keep_first]
-    )
-    values = {**values, **keep_first}
+    add = {name: members for name, members in (add or {}).items() if members}
+    delete = {name: members for name, members in (delete or {}).items() if members}
+    names = {f"#{name}": name for name in (*values, *keep_first, *remove, *add, *delete)}
+    clauses = []
+    sets = [f"#{name} = :{name}" for name in values] + [
+        f"#{name} = if_not_exists(#{name}, :{name})" for name in keep_first
+    ]
+    if sets:
+        clauses.append("SET " + ", ".join(sets))
     if remove:
-        expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
+        clauses.append("REMOVE " + ", ".join(f"#{name}" for name in remove))
+    if add:
+        clauses.append("ADD " + ", ".join(f"#{name} :{name}" for name in add))
+    if delete:
+        clauses.append("DELETE " + ", ".join(f"#{name} :{name}" for name in delete))
+    serialized = {f":{name}": _serialize(value) for name, value in {**values, **keep_first}.items()}
+    serialized.update({f":{name}": {"SS": sorted(members)} for name, members in {**add, **delete}.items()})
     return {
-        "UpdateExpression": expression,
+        "UpdateExpression": " ".join(clauses),
         "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {f":{name}": _serialize(value) for name, value in values.items()},
+        "ExpressionAttributeValues": serialized,
     }
 
 
@@ -102,6 +139,8 @@ class Ledger:
         self._table = table_name
         self._retention = retention_days * 86400
         self._clock = clock
+
+    # --- starting a session
 
     def claim(self, incident: Incident, event: WebhookEvent, lease_seconds: float) -> Claim | Recorded | Held:
         """Take the incident, unless it has a session or a live claim: one conditional write either way."""
@@ -137,12 +176,8 @@ class Ledger:
                 raise LedgerUnavailable("could not claim the incident in the ledger") from error
             old = _item(error.response.get("Item"))
             if old.get("status") == STARTED and old.get("session_id"):
-                return Recorded(Session(str(old["session_id"]), _optional_str(old.get("session_url"))))
-            try:
-                wait = int(old["claim_expires_at"]) - int(now)
-            except (KeyError, TypeError, ValueError):
-                wait = 1
-            return Held(retry_after=max(1, wait))
+                return Recorded(_session(old), old)
+            return Held(retry_after=_wait(old, now))
         except BotoCoreError as error:
             raise LedgerUnavailable("could not claim the incident in the ledger") from error
         previous = _item(answer.get("Attributes"))
@@ -150,16 +185,24 @@ class Ledger:
         lost_at = previous.get("outcome_lost_at", previous.get("claim_expires_at"))
         return Claim(incident.id, token, reconcile=bool(previous), lost_at=None if lost_at is None else float(lost_at))
 
-    def record(self, claim: Claim, session: Session) -> None:
-        values: dict[str, Any] = {
-            "status": STARTED,
-            "session_id": session.session_id,
-            "recorded_at": _iso(self._clock()),
-        }
+    def record(
+        self, claim: Claim, session: Session, *, follow: bool = False, hold_seconds: float | None = None
+    ) -> Lease | None:
+        """Record the session. `follow` puts the item in the follow-up's index; with `hold_seconds` the claim
+        stays held that much longer, as a lease for what comes next (the session note), and is returned."""
+        now = self._clock()
+        values: dict[str, Any] = {"status": STARTED, "session_id": session.session_id, "recorded_at": _iso(now)}
         if session.url:
             values["session_url"] = session.url
-        remove = ("claim_token", "claim_expires_at", "outcome_lost_at")
-        self._write(claim, _update(values, remove=remove), "record the session")
+        if follow:
+            values.update({FOLLOWING: OPEN, "session_recorded_epoch": int(now)})
+        remove: tuple[str, ...] = ("outcome_lost_at",)
+        if hold_seconds is None:
+            remove = ("claim_token", "claim_expires_at", "outcome_lost_at")
+        else:
+            values["claim_expires_at"] = math.ceil(now + hold_seconds)
+        held = self._write(claim, _update(values, remove=remove), "record the session")
+        return Lease(claim.incident_id, claim.token, {}) if held and hold_seconds is not None else None
 
     def mark_unknown(self, claim: Claim) -> None:
         now = self._clock()
@@ -188,28 +231,134 @@ class Ledger:
             ExpressionAttributeValues={":token": {"S": claim.token}},
         )
 
-    def _write(self, claim: Claim, update: dict[str, Any], what: str) -> None:
-        update["ExpressionAttributeValues"][":token"] = {"S": claim.token}
+    # --- acting on a started incident: its notes
+
+    def lease(self, incident_id: str, lease_seconds: float) -> Lease | Held:
+        """Hold a started incident for `lease_seconds`, unless someone else holds it: one conditional write."""
+        now = self._clock()
+        token = uuid.uuid4().hex
+        update = _update({"claim_token": token, "claim_expires_at": math.ceil(now + lease_seconds)})
+        update["ExpressionAttributeValues"].update({":started": {"S": STARTED}, ":now": {"N": str(int(now))}})
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={"incident_id": {"S": incident_id}},
+                ConditionExpression=(
+                    "#status = :started AND (attribute_not_exists(#claim_expires_at) OR #claim_expires_at < :now)"
+                ),
+                ExpressionAttributeNames={**update.pop("ExpressionAttributeNames"), "#status": "status"},
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise LedgerUnavailable("could not take the incident's lease in the ledger") from error
+            return Held(retry_after=_wait(_item(error.response.get("Item")), now))
+        except BotoCoreError as error:
+            raise LedgerUnavailable("could not take the incident's lease in the ledger") from error
+        old = _item(answer.get("Attributes"))
+        return Lease(incident_id, token, old, taken_over="claim_token" in old)
+
+    def note_posted(self, lease: Lease, marker: str, *, pull_request: str | None = None, release: bool = False) -> None:
+        """Record one posted note: the session note, or the note of `pull_request`."""
+        values = {} if pull_request else {"session_note_posted_at": _iso(self._clock())}
+        add = {"pull_request_notes_posted": {pull_request}} if pull_request else None
+        delete = {"notes_unconfirmed": {marker}} if marker in lease.item.get("notes_unconfirmed", ()) else None
+        remove = ("claim_token", "claim_expires_at") if release else ()
+        self._write(lease, _update(values, remove=remove, add=add, delete=delete), "record a posted note")
+
+    def note_unconfirmed(self, lease: Lease, marker: str, *, release: bool = False) -> None:
+        """A note's post was sent but its answer lost: before posting it again, look for it among the notes."""
+        remove = ("claim_token", "claim_expires_at") if release else ()
+        self._write(lease, _update({}, remove=remove, add={"notes_unconfirmed": {marker}}), "record an unsure note")
+
+    def release_lease(self, lease: Lease) -> None:
+        self._write(lease, _update({}, remove=("claim_token", "claim_expires_at")), "release the incident's lease")
+
+    # --- the scheduled follow-up
+
+    def open_sessions(self) -> Iterator[dict[str, Any]]:
+        """Every item in the follow-up's sparse index (sessions being followed), oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": FOLLOWING_INDEX,
+            "KeyConditionExpression": "#following = :open",
+            "ExpressionAttributeNames": {"#following": FOLLOWING},
+            "ExpressionAttributeValues": {":open": {"S": OPEN}},
+        }
+        while True:
+            try:
+                page = self._client.query(**kwargs)
+            except (ClientError, BotoCoreError) as error:
+                raise LedgerUnavailable("could not read the sessions being followed") from error
+            yield from (_item(raw) for raw in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def record_follow(self, incident_id: str, state: SessionState | None, *, stop: bool, status: str = "") -> None:
+        """What the follow-up read of the session; `stop` takes the item out of the follow-up's index."""
+        values: dict[str, Any] = {"followed_at": _iso(self._clock())}
+        if state is not None:
+            values.update(session_status=state.status, pull_request_urls=list(state.pull_request_urls))
+            if state.acus_consumed is not None:
+                values["acus_consumed"] = acus(state.acus_consumed)
+        elif status:
+            values["session_status"] = status
+        update = _update(values, remove=(FOLLOWING,) if stop else ())
         self._call(
+            "update_item",
+            "record what the follow-up read",
+            TableName=self._table,
+            Key={"incident_id": {"S": incident_id}},
+            # Never recreate an item someone forgot meanwhile.
+            ConditionExpression="attribute_exists(incident_id)",
+            **update,
+        )
+
+    # --- plumbing
+
+    def _write(self, holder: Claim | Lease, update: dict[str, Any], what: str) -> bool:
+        """A write conditioned on holding the claim or lease; False when someone else took the incident over."""
+        update["ExpressionAttributeValues"][":token"] = {"S": holder.token}
+        return self._call(
             "update_item",
             what,
             TableName=self._table,
-            Key={"incident_id": {"S": claim.incident_id}},
+            Key={"incident_id": {"S": holder.incident_id}},
             ConditionExpression="claim_token = :token",
             **update,
         )
 
-    def _call(self, operation: str, what: str, **kwargs: Any) -> None:
+    def _call(self, operation: str, what: str, **kwargs: Any) -> bool:
         try:
             getattr(self._client, operation)(**kwargs)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 # Our lease ran out and another delivery took the incident over; it reconciles by tag,
                 # so there is nothing left for this one to do.
-                return
+                return False
             raise LedgerUnavailable(f"could not {what} in the ledger") from error
         except BotoCoreError as error:
             raise LedgerUnavailable(f"could not {what} in the ledger") from error
+        return True
+
+
+def acus(value: float) -> Decimal:
+    """ACUs as DynamoDB stores numbers (boto3 refuses floats)."""
+    return Decimal(str(value))
+
+
+def _session(item: Mapping[str, Any]) -> Session:
+    return Session(str(item["session_id"]), _optional_str(item.get("session_url")))
+
+
+def _wait(item: Mapping[str, Any], now: float) -> int:
+    try:
+        return max(1, int(item["claim_expires_at"]) - int(now))
+    except (KeyError, TypeError, ValueError):
+        return 1
 
 
 def _item(raw: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -16,6 +16,10 @@ TITLE_LIMIT = 300
 NAME_LIMIT = 200
 URL_LIMIT = 500
 TIME_LIMIT = 40
+# A responder's note (incident.annotated): longer than a title, still bounded.
+NOTE_LIMIT = 1000
+# Teams an incident is routed by; PagerDuty incidents rarely carry more than a few.
+TEAMS_LIMIT = 20
 # DynamoDB numbers carry at most 38 significant digits; a larger incident number cannot be stored.
 NUMBER_LIMIT = 10**38
 
@@ -54,6 +58,15 @@ class WebhookEvent:
     occurred_at: str
     data_type: str
     data: Mapping[str, Any]
+    agent: str = ""  # who or what caused the event (`agent.summary`); empty when PagerDuty sends none
+
+
+@dataclass(frozen=True)
+class Note:
+    """A responder's note, as incident.annotated carries it (data.type "incident_note")."""
+
+    incident_id: str
+    content: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,9 @@ class Incident:
     html_url: str
     created_at: str
     merged: bool
+    team_ids: tuple[str, ...] = ()
+    team_names: tuple[str, ...] = ()
+    merged_into: str = ""  # the incident it was merged into, when `merged`
 
 
 def parse_event(raw_body: bytes) -> WebhookEvent:
@@ -90,20 +106,44 @@ def parse_event(raw_body: bytes) -> WebhookEvent:
         occurred_at=clean_text(event.get("occurred_at"), TIME_LIMIT),
         data_type=clean_text(data.get("type"), NAME_LIMIT),
         data=data,
+        agent=clean_text(_object(event.get("agent")).get("summary"), NAME_LIMIT),
     )
+
+
+def _valid_id(value: Any) -> str:
+    if not isinstance(value, str) or not _INCIDENT_ID.fullmatch(value):
+        raise BadRequest("incident has no valid id")
+    return value
+
+
+def incident_id_of(event: WebhookEvent) -> str:
+    """The incident an event is about: `data.id` for incident data, `data.incident.id` for what hangs off one."""
+    if event.data_type == "incident":
+        return _valid_id(event.data.get("id"))
+    return _valid_id(_object(event.data.get("incident")).get("id"))
+
+
+def read_note(event: WebhookEvent) -> Note:
+    """The note of an incident.annotated event."""
+    return Note(incident_id=incident_id_of(event), content=clean_text(event.data.get("content"), NOTE_LIMIT))
+
+
+def _references(value: Any) -> list[Mapping[str, Any]]:
+    return [_object(item) for item in value[:TEAMS_LIMIT]] if isinstance(value, list) else []
 
 
 def read_incident(event: WebhookEvent) -> Incident:
     """The incident carried directly in `event.data` (data.type == "incident")."""
     data = event.data
-    incident_id = data.get("id")
-    if not isinstance(incident_id, str) or not _INCIDENT_ID.fullmatch(incident_id):
-        raise BadRequest("incident has no valid id")
+    incident_id = _valid_id(data.get("id"))
     number = data.get("number")
     if isinstance(number, bool) or not isinstance(number, int) or abs(number) >= NUMBER_LIMIT:
         number = None
     service = _object(data.get("service"))
     priority = clean_text(_object(data.get("priority")).get("summary"), NAME_LIMIT) or None
+    teams = _references(data.get("teams"))
+    resolve_reason = _object(data.get("resolve_reason"))
+    merged = resolve_reason.get("type") == "merge_resolve_reason"
     return Incident(
         id=incident_id,
         number=number,
@@ -115,5 +155,8 @@ def read_incident(event: WebhookEvent) -> Incident:
         service_name=clean_text(service.get("summary"), NAME_LIMIT),
         html_url=clean_text(data.get("html_url"), URL_LIMIT),
         created_at=clean_text(data.get("created_at"), TIME_LIMIT),
-        merged=_object(data.get("resolve_reason")).get("type") == "merge_resolve_reason",
+        merged=merged,
+        team_ids=tuple(filter(None, (clean_text(team.get("id"), NAME_LIMIT) for team in teams))),
+        team_names=tuple(filter(None, (clean_text(team.get("summary"), NAME_LIMIT) for team in teams))),
+        merged_into=clean_text(_object(resolve_reason.get("incident")).get("id"), NAME_LIMIT) if merged else "",
     )

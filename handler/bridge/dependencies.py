@@ -1,0 +1,68 @@
+"""What both functions (the webhook and the scheduled follow-up) are made of: their settings, Parameter Store, the
+ledger and an HTTP connection pool, each made once per warm container and only when first needed."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+from botocore.config import Config
+
+from .config import Settings
+from .ledger import Ledger
+from .parameters import ParameterStore
+
+if TYPE_CHECKING:
+    import requests
+
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+
+# Held while a lazily made dependency is made: boto3's default session is not thread-safe.
+_making = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What every delivery needs is made with it; what only a qualifying incident needs, on the first one.
+
+    Most deliveries are ignored or refused: a container that only ever sees those never loads DynamoDB's
+    service model (about 25 ms of its first request) nor requests (about 20 ms of init; docs/performance.md).
+    """
+
+    settings: Settings
+    parameters: ParameterStore
+    # Called once with "requests" when requests is first loaded, so that X-Ray can patch it (app.py's Tracer).
+    on_requests_loaded: Callable[[], None] = lambda: None
+
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        with _making:
+            client = boto3.client("dynamodb", config=AWS_CONFIG)
+        return Ledger(client, self.settings.table_name, self.settings.ledger_retention_days)
+
+    @functools.cached_property
+    def http(self) -> requests.Session:
+        """The connection pool for Devin and PagerDuty."""
+        with _making:
+            import requests
+
+            self.on_requests_loaded()
+            return requests.Session()
+
+
+def make_dependencies(on_requests_loaded: Callable[[], None] = lambda: None) -> Dependencies:
+    """Built on the first request, not at import. A failure raises (and is not cached by the caller): a missing
+    setting answers 500 and the next delivery tries again."""
+    settings = Settings.from_env()
+    with _making:
+        ssm = boto3.client("ssm", config=AWS_CONFIG)
+    return Dependencies(
+        settings=settings,
+        parameters=ParameterStore(settings.ssm_prefix, SSMProvider(boto3_client=ssm), max_age=settings.secrets_max_age),
+        on_requests_loaded=on_requests_loaded,
+    )
