@@ -37,8 +37,8 @@ with atheris.instrument_imports(include=["bridge"]):
     from bridge.config import Settings
     from bridge.credentials import Credentials
     from bridge.errors import BridgeError
-    from bridge.pagerduty import Incident, parse_event
-    from bridge.policy import Ignored, select
+    from bridge.pagerduty import parse_event
+    from bridge.policy import Delivery, Ignored, select
     from bridge.signature import authenticate, signature_matches
 
 SECRET = "pd-test-signing-secret"  # noqa: S105 - the published test secret (scripts/make_events.py)
@@ -120,12 +120,12 @@ def check_verifier(body: bytes, header: str) -> None:
 
 
 def check_parser(body: bytes) -> None:
-    """parse_event + select either answer (an Incident or Ignored) or raise a planned error."""
+    """parse_event + select either answer (a Delivery or Ignored) or raise a planned error."""
     try:
         selected = select(parse_event(body), SETTINGS)
     except BridgeError:
         return
-    if not isinstance(selected, Incident | Ignored):
+    if not isinstance(selected, Delivery | Ignored):
         raise AssertionError(f"select returned {selected!r}")
 
 

@@ -19,16 +19,17 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from bridge.composer import Composer, route
 from bridge.credentials import Credentials
 from bridge.dependencies import Dependencies, make_dependencies
 from bridge.devin import DevinClient
-from bridge.errors import BadRequest, BridgeError, ConfigurationError
-from bridge.pagerduty import Incident, WebhookEvent, parse_event
-from bridge.pagerduty_rest import PagerDutyClient, read_record
-from bridge.policy import Ignored, select
-from bridge.postmortem import NOTE_SECONDS, NoteWriter, start_postmortem
-from bridge.prompt import SessionRequest, build_session_request
-from bridge.record import IncidentRecord
+from bridge.errors import BadRequest, BridgeError, ConfigurationError, SetupUnavailable
+from bridge.pagerduty import parse_event
+from bridge.pagerduty_rest import PagerDutyClient
+from bridge.parameters import Parameters
+from bridge.policy import ROUTING, Delivery, Ignored, select
+from bridge.postmortem import NOTE_SECONDS, Forwarding, NoteWriter, forward_event, start_postmortem
+from bridge.routing import Rule
 from bridge.signature import authenticate
 
 logger = Logger()
@@ -98,23 +99,28 @@ def _pagerduty(deps: Dependencies, credentials: Credentials) -> PagerDutyClient 
     )
 
 
-def _compose(
-    deps: Dependencies, incident: Incident, event: WebhookEvent, pagerduty: PagerDutyClient | None
-) -> SessionRequest:
-    """The session request, written when one is about to be created: only then is PagerDuty's record read."""
-    record = None
-    if pagerduty is not None:
-        record = read_record(pagerduty, incident.id, deps.settings.pagerduty_read_seconds)
-        _report_unavailable(record)
-    return build_session_request(incident, event, deps.settings.playbook_id, record)
+def _record_unavailable(part: str, reason: str) -> None:
+    logger.warning("part of PagerDuty's record is unavailable", extra={"part": part, "reason": reason})
+    _count("PagerDutyReadFailed")
 
 
-def _report_unavailable(record: IncidentRecord) -> None:
-    for name in ("log_entries", "alerts", "notes"):
-        reason = getattr(record, name).unavailable
-        if reason is not None:
-            logger.warning("part of PagerDuty's record is unavailable", extra={"part": name, "reason": reason})
-            _count("PagerDutyReadFailed")
+def _ignored(why: Ignored) -> Response:
+    logger.info("delivery ignored", extra={"reason": why.reason})
+    _count("Ignored")
+    return _json(200, {"status": "ignored", "reason": why.reason})
+
+
+def _with_routing(delivery: Delivery, parameters: Parameters) -> tuple[Delivery, Rule | None]:
+    """The routing rule of a delivery about to start a session, and the delivery, ignored if its rule says skip."""
+    if delivery.start is not None or delivery.incident is None:
+        return delivery, None
+    if parameters.setup is None:
+        logger.error("cannot start a session: the routing setup is broken", extra={"problem": parameters.setup_problem})
+        raise SetupUnavailable("the routing document or prompt template in Parameter Store is invalid")
+    rule = route(parameters.setup.routing, delivery.incident, delivery.event)
+    if rule is not None and rule.skip:
+        return delivery.without_start(Ignored(f"routing rule {rule.name!r} skips this incident", ROUTING)), None
+    return delivery, rule
 
 
 @app.post("/pagerduty")
@@ -122,19 +128,26 @@ def receive_webhook() -> Response:
     deps = dependencies()
     raw_body = _raw_body()
     headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
-    credentials = deps.parameters.get().credentials
+    parameters = deps.parameters.get()
+    if parameters.refresh_problem is not None:
+        logger.warning(
+            "the routing document or prompt template became invalid; the last good one stays in use",
+            extra={"problem": parameters.refresh_problem},
+        )
+        _count("RoutingInvalid")
+    credentials = parameters.credentials
     authenticate(raw_body, headers, credentials)
 
     event = parse_event(raw_body)
     logger.append_keys(webhook_id=headers.get("x-webhook-id"), event_id=event.id, event_type=event.event_type)
     selected = select(event, deps.settings)
     if isinstance(selected, Ignored):
-        logger.info("delivery ignored", extra={"reason": selected.reason})
-        _count("Ignored")
-        return _json(200, {"status": "ignored", "reason": selected.reason})
+        return _ignored(selected)
+    logger.append_keys(incident_id=selected.incident_id)
+    delivery, rule = _with_routing(selected, parameters)
+    if delivery.start is not None and not delivery.forwardable:
+        return _ignored(delivery.start)
 
-    incident = selected
-    logger.append_keys(incident_id=incident.id)
     if not (credentials.devin_api_key and credentials.devin_org_id):
         raise ConfigurationError("the Devin API key or organization id is not configured")
     remaining = _remaining_seconds()
@@ -142,25 +155,57 @@ def receive_webhook() -> Response:
     notes = None
     if pagerduty is not None and credentials.writes_pagerduty:
         notes = NoteWriter(pagerduty, lease_seconds=2 * NOTE_SECONDS + LEASE_MARGIN_SECONDS)
-    reserve = LEDGER_RESERVE_SECONDS + (2 * NOTE_SECONDS if notes is not None else 0)
-    outcome = start_postmortem(
-        incident,
-        event,
-        functools.partial(_compose, deps, incident, event, pagerduty),
-        ledger=deps.ledger,
-        devin=DevinClient(
-            deps.settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.http
-        ),
-        deadline=time.monotonic() + remaining - reserve,
-        lease_seconds=remaining + LEASE_MARGIN_SECONDS,
-        settle_seconds=deps.settings.settle_seconds,
-        notes=notes,
-        follow=pagerduty is not None,
+    composer = Composer(
+        deps.settings.playbook_id,
+        pagerduty,
+        deps.settings.pagerduty_read_seconds,
+        prompt_template=parameters.setup.prompt_template if parameters.setup is not None else None,
+        on_unavailable=_record_unavailable,
     )
-    logger.info(f"postmortem session {outcome.status}", extra={"session_id": outcome.session.session_id})
-    _count("SessionStarted" if outcome.status == "started" else "Duplicate")
+    forwarding = None
+    if delivery.forwardable:
+        forwarding = Forwarding(
+            always=delivery.forward,
+            compose=functools.partial(composer.message, delivery),
+            lease_seconds=remaining + LEASE_MARGIN_SECONDS,
+        )
+    devin = DevinClient(
+        deps.settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.http
+    )
+    deadline = time.monotonic() + remaining - LEDGER_RESERVE_SECONDS - (2 * NOTE_SECONDS if notes is not None else 0)
+    if delivery.start is None and delivery.incident is not None:
+        outcome = start_postmortem(
+            delivery.incident,
+            event,
+            functools.partial(composer.session_request, delivery.incident, event, rule),
+            ledger=deps.ledger,
+            devin=devin,
+            deadline=deadline,
+            lease_seconds=remaining + LEASE_MARGIN_SECONDS,
+            settle_seconds=deps.settings.settle_seconds,
+            notes=notes,
+            follow=pagerduty is not None,
+            forwarding=forwarding,
+        )
+    elif forwarding is not None:
+        outcome = forward_event(
+            event,
+            delivery.incident_id,
+            forwarding,
+            ledger=deps.ledger,
+            devin=devin,
+            deadline=deadline,
+            notes=notes,
+            not_started=delivery.start,
+        )
+    else:  # select() gives a start only to incident data, and what cannot start was answered above
+        raise RuntimeError("a delivery that can neither start nor be forwarded reached the ledger")
     if outcome.notes == "failed":
         _count("PagerDutyNoteFailed")
+    if outcome.session is None or outcome.ignored is not None:
+        return _ignored(outcome.ignored or Ignored("the incident has no session"))
+    logger.info(f"postmortem session {outcome.status}", extra={"session_id": outcome.session.session_id})
+    _count({"started": "SessionStarted", "messaged": "Messaged"}.get(outcome.status, "Duplicate"))
     return _json(
         200,
         {

@@ -48,7 +48,7 @@ def test_racing_deliveries_of_one_incident_start_exactly_one_session(aws) -> Non
     with DevinStandIn(api_key=DEVIN_KEY, org_id=DEVIN_ORG, latency=0.3) as devin:
         event = parse_event(json.dumps(incident("QRACE1")).encode())
         settings = Settings.from_env({"TABLE_NAME": TABLE})
-        chosen = select(event, settings)
+        chosen = select(event, settings).incident
         ledger = Ledger(OneCallAtATime(aws_client("dynamodb")), TABLE, retention_days=90)
         outcomes: list[str] = []
         start = threading.Barrier(12)

@@ -194,7 +194,7 @@ def test_racing_deliveries_post_exactly_one_note(aws) -> None:
     ):
         pagerduty.add_incident(INCIDENT, **sample_record(INCIDENT))
         event = parse_event(json.dumps(incident(INCIDENT)).encode())
-        chosen = select(event, Settings.from_env({"TABLE_NAME": TABLE}))
+        chosen = select(event, Settings.from_env({"TABLE_NAME": TABLE})).incident
         ledger = Ledger(OneCallAtATime(aws_client("dynamodb")), TABLE, retention_days=90)
         outcomes: list[str] = []
         start = threading.Barrier(12)

@@ -45,3 +45,10 @@ class IncidentInFlight(BridgeError):
     """Another delivery for the same incident holds the claim right now."""
 
     status_code = 429
+
+
+class SetupUnavailable(Unavailable):
+    """The routing document or prompt template in Parameter Store is broken and no good one was seen before: a
+    delivery about to start a session cannot know how. The log says what is wrong; PagerDuty retries."""
+
+    retry_after = 60

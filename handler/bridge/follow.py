@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from .devin import DevinClient, DevinError, SessionNotFound, SessionState
-from .ledger import Ledger, LedgerUnavailable, acus
+from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus
 from .notes import NoteText, pull_request_note, session_note
 from .postmortem import FAILED, NoteWriter, post_notes
 
@@ -19,7 +19,6 @@ logger = Logger(child=True)
 
 # Devin's statuses for a session that will do nothing more (devin-api.md §2).
 ENDED = frozenset({"exit", "error"})
-NOT_FOUND = "not_found"
 # One session's reads get at most this long, so that one slow answer cannot eat the whole run.
 SESSION_SECONDS = 10.0
 

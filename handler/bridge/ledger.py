@@ -29,6 +29,9 @@ CLAIMED = "claimed"  # a delivery is talking to Devin right now
 STARTED = "started"  # the session exists and is recorded
 UNKNOWN = "unknown"  # a create call's outcome was lost: the next delivery looks the session up by tag first
 
+# Devin answered 404 for the session (session_status): nothing is forwarded to it any more.
+NOT_FOUND = "not_found"
+
 # The sparse index the scheduled follow-up reads: only items with FOLLOWING set are in it (template.yaml).
 FOLLOWING_INDEX = "following"
 FOLLOWING = "following"
@@ -66,6 +69,14 @@ class Held:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """The incident could not be taken to forward an event; `item` says why (empty when it has no item)."""
+
+    item: Mapping[str, Any]
+    retry_after: int
+
+
+@dataclass(frozen=True)
 class Lease:
     """The right to act on a started incident (post its notes) for a while; `item` is the item as it was taken."""
 
@@ -99,17 +110,21 @@ def _update(
     keep_first: Mapping[str, Any] | None = None,
     add: Mapping[str, set[str]] | None = None,
     delete: Mapping[str, set[str]] | None = None,
+    append: Mapping[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """UpdateExpression arguments that SET `values`, SET `keep_first` unless already set, REMOVE `remove`, and
-    ADD or DELETE members of string sets, every name behind a placeholder."""
+    """UpdateExpression arguments that SET `values`, SET `keep_first` unless already set, append to lists, REMOVE
+    `remove`, and ADD or DELETE members of string sets, every name behind a placeholder."""
     keep_first = keep_first or {}
+    append = append or {}
     add = {name: members for name, members in (add or {}).items() if members}
     delete = {name: members for name, members in (delete or {}).items() if members}
-    names = {f"#{name}": name for name in (*values, *keep_first, *remove, *add, *delete)}
+    names = {f"#{name}": name for name in (*values, *keep_first, *append, *remove, *add, *delete)}
     clauses = []
-    sets = [f"#{name} = :{name}" for name in values] + [
-        f"#{name} = if_not_exists(#{name}, :{name})" for name in keep_first
-    ]
+    sets = (
+        [f"#{name} = :{name}" for name in values]
+        + [f"#{name} = if_not_exists(#{name}, :{name})" for name in keep_first]
+        + [f"#{name} = list_append(if_not_exists(#{name}, :empty_list), :{name})" for name in append]
+    )
     if sets:
         clauses.append("SET " + ", ".join(sets))
     if remove:
@@ -118,7 +133,9 @@ def _update(
         clauses.append("ADD " + ", ".join(f"#{name} :{name}" for name in add))
     if delete:
         clauses.append("DELETE " + ", ".join(f"#{name} :{name}" for name in delete))
-    serialized = {f":{name}": _serialize(value) for name, value in {**values, **keep_first}.items()}
+    serialized = {f":{name}": _serialize(value) for name, value in {**values, **keep_first, **append}.items()}
+    if append:
+        serialized[":empty_list"] = {"L": []}
     serialized.update({f":{name}": {"SS": sorted(members)} for name, members in {**add, **delete}.items()})
     return {
         "UpdateExpression": " ".join(clauses),
@@ -275,6 +292,94 @@ class Ledger:
 
     def release_lease(self, lease: Lease) -> None:
         self._write(lease, _update({}, remove=("claim_token", "claim_expires_at")), "release the incident's lease")
+
+    # --- forwarding an event to a started session
+
+    def forward_lease(
+        self, incident_id: str, event: WebhookEvent, lease_seconds: float, *, early_only: bool = False
+    ) -> Lease | Refused:
+        """Hold a started incident to forward `event` to its session: one conditional write that succeeds only if
+        the session exists, nobody holds the incident, the event is neither the one that started the session nor
+        one forwarded before, and (`early_only`) the session started before the incident resolved."""
+        now = self._clock()
+        token = uuid.uuid4().hex
+        update = _update({"claim_token": token, "claim_expires_at": math.ceil(now + lease_seconds)})
+        condition = (
+            "#status = :started AND (attribute_not_exists(#claim_expires_at) OR #claim_expires_at < :now) "
+            "AND NOT contains(#forwarded_event_ids, :event_id) AND #event_id <> :event_id "
+            "AND (attribute_not_exists(#session_status) OR #session_status <> :not_found)"
+        )
+        names = {
+            **update.pop("ExpressionAttributeNames"),
+            "#status": "status",
+            "#forwarded_event_ids": "forwarded_event_ids",
+            "#event_id": "event_id",
+            "#session_status": "session_status",
+        }
+        update["ExpressionAttributeValues"].update(
+            {
+                ":started": {"S": STARTED},
+                ":now": {"N": str(int(now))},
+                ":event_id": {"S": event.id},
+                ":not_found": {"S": NOT_FOUND},
+            }
+        )
+        if early_only:
+            condition += " AND #event_type <> :resolved"
+            names["#event_type"] = "event_type"
+            update["ExpressionAttributeValues"][":resolved"] = {"S": "incident.resolved"}
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={"incident_id": {"S": incident_id}},
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise LedgerUnavailable("could not take the incident to forward an event") from error
+            return Refused(_item(error.response.get("Item")), _wait(_item(error.response.get("Item")), now))
+        except BotoCoreError as error:
+            raise LedgerUnavailable("could not take the incident to forward an event") from error
+        old = _item(answer.get("Attributes"))
+        return Lease(incident_id, token, old, taken_over="claim_token" in old)
+
+    def record_forward(self, lease: Lease, event: WebhookEvent, *, confirmed: bool = True) -> None:
+        """Record `event` as forwarded (with its type and times) and give the incident back."""
+        entry: dict[str, Any] = {
+            "event_id": event.id,
+            "event_type": event.event_type,
+            "occurred_at": event.occurred_at,
+            "forwarded_at": _iso(self._clock()),
+        }
+        if not confirmed:
+            # Devin's answer was lost twice: the message was sent at least once, maybe twice, maybe never.
+            entry["confirmed"] = False
+        values = (
+            {"resolved_at": event.occurred_at} if event.event_type == "incident.resolved" and event.occurred_at else {}
+        )
+        unsure = {event.id} if event.id in lease.item.get("forwards_unconfirmed", ()) else None
+        update = _update(
+            values,
+            remove=("claim_token", "claim_expires_at"),
+            add={"forwarded_event_ids": {event.id}},
+            delete={"forwards_unconfirmed": unsure} if unsure else None,
+            append={"forwarded": [entry]},
+        )
+        self._write(lease, update, "record a forwarded event")
+
+    def forward_unconfirmed(self, lease: Lease, event: WebhookEvent) -> None:
+        """The message was sent but Devin's answer lost: the retry sends it once more, and no more than that."""
+        update = _update({}, remove=("claim_token", "claim_expires_at"), add={"forwards_unconfirmed": {event.id}})
+        self._write(lease, update, "record an unconfirmed message")
+
+    def session_gone(self, lease: Lease) -> None:
+        """Devin no longer has the session: nothing more is forwarded to it, and the follow-up stops."""
+        update = _update({"session_status": NOT_FOUND}, remove=("claim_token", "claim_expires_at", FOLLOWING))
+        self._write(lease, update, "record that the session is gone")
 
     # --- the scheduled follow-up
 

@@ -18,8 +18,8 @@ URL_LIMIT = 500
 TIME_LIMIT = 40
 # A responder's note (incident.annotated): longer than a title, still bounded.
 NOTE_LIMIT = 1000
-# Teams an incident is routed by; PagerDuty incidents rarely carry more than a few.
-TEAMS_LIMIT = 20
+# Teams and assignees read from an incident; PagerDuty incidents rarely carry more than a few.
+REFERENCES_LIMIT = 20
 # DynamoDB numbers carry at most 38 significant digits; a larger incident number cannot be stored.
 NUMBER_LIMIT = 10**38
 
@@ -85,6 +85,7 @@ class Incident:
     team_ids: tuple[str, ...] = ()
     team_names: tuple[str, ...] = ()
     merged_into: str = ""  # the incident it was merged into, when `merged`
+    assignees: tuple[str, ...] = ()  # who it is assigned to now (names)
 
 
 def parse_event(raw_body: bytes) -> WebhookEvent:
@@ -129,7 +130,7 @@ def read_note(event: WebhookEvent) -> Note:
 
 
 def _references(value: Any) -> list[Mapping[str, Any]]:
-    return [_object(item) for item in value[:TEAMS_LIMIT]] if isinstance(value, list) else []
+    return [_object(item) for item in value[:REFERENCES_LIMIT]] if isinstance(value, list) else []
 
 
 def read_incident(event: WebhookEvent) -> Incident:
@@ -159,4 +160,7 @@ def read_incident(event: WebhookEvent) -> Incident:
         team_ids=tuple(filter(None, (clean_text(team.get("id"), NAME_LIMIT) for team in teams))),
         team_names=tuple(filter(None, (clean_text(team.get("summary"), NAME_LIMIT) for team in teams))),
         merged_into=clean_text(_object(resolve_reason.get("incident")).get("id"), NAME_LIMIT) if merged else "",
+        assignees=tuple(
+            filter(None, (clean_text(user.get("summary"), NAME_LIMIT) for user in _references(data.get("assignees"))))
+        ),
     )

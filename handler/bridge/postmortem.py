@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .devin import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session
+from .devin import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session, SessionNotFound
 from .errors import BridgeError, IncidentInFlight, Unavailable
-from .ledger import Claim, Held, Lease, Ledger, LedgerUnavailable, Recorded
+from .ledger import NOT_FOUND, STARTED, UNKNOWN, Claim, Held, Lease, Ledger, LedgerUnavailable, Recorded, Refused
 from .notes import NoteText, has_marker, session_note
 from .pagerduty import Incident, WebhookEvent
 from .pagerduty_rest import PagerDutyClient, PagerDutyError, PagerDutyOutcomeUnknown
+from .policy import NO_SESSION, RESOLVED, SESSION_GONE, Ignored
 from .prompt import SessionRequest, incident_tag
 
 logger = Logger(child=True)
@@ -35,10 +37,22 @@ HELD = "held"  # someone else holds the incident right now: a later attempt post
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "started" or "duplicate"
+    status: str  # "started", "duplicate", "messaged" or "ignored"
     incident_id: str
-    session: Session
+    session: Session | None
     notes: str | None = None  # POSTED, FAILED or HELD; None when there was nothing to post
+    ignored: Ignored | None = None  # why, when "ignored"
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """How a delivery's event reaches the incident's existing session as a message."""
+
+    # Its type is in FOLLOW_UP_EVENT_TYPES; else it is incident.resolved, forwarded only to an early session.
+    always: bool
+    # The message for the incident's ledger item as it stands (it says when the session started, what came before).
+    compose: Callable[[Mapping[str, Any]], str]
+    lease_seconds: float
 
 
 @dataclass(frozen=True)
@@ -76,15 +90,25 @@ def start_postmortem(
     clock: Callable[[], float] = time.time,
     notes: NoteWriter | None = None,
     follow: bool = False,
+    forwarding: Forwarding | None = None,
 ) -> Outcome:
     """Claim the incident, start its session (`compose` writes the request, only when one is about to be created),
-    record it, then post the session note when `notes` is given. `follow` puts it in the follow-up's index."""
+    record it, then post the session note when `notes` is given. `follow` puts it in the follow-up's index. When
+    the incident has its session already, the event is forwarded to it if `forwarding` says so, else a duplicate."""
     claim = ledger.claim(incident, event, lease_seconds)
     if isinstance(claim, Recorded):
-        posted = None
-        if notes is not None and not claim.item.get("session_note_posted_at"):
-            posted = post_notes(ledger, notes, incident.id, [session_note(claim.session.url, claim.session.session_id)])
-        return Outcome("duplicate", incident.id, claim.session, posted)
+        if forwarding is not None:
+            return forward_event(
+                event,
+                incident.id,
+                forwarding,
+                ledger=ledger,
+                devin=devin,
+                deadline=deadline,
+                notes=notes,
+                known=claim.item,
+            )
+        return _duplicate(ledger, notes, incident.id, claim.item)
     if isinstance(claim, Held):
         raise IncidentInFlight("another delivery for this incident is in progress", retry_after=claim.retry_after)
 
@@ -111,6 +135,114 @@ def start_postmortem(
     if notes is not None and lease is not None:
         posted = _post(ledger, notes, lease, [session_note(session.url, session.session_id)])
     return Outcome("started", incident.id, session, posted)
+
+
+def forward_event(
+    event: WebhookEvent,
+    incident_id: str,
+    forwarding: Forwarding,
+    *,
+    ledger: Ledger,
+    devin: DevinClient,
+    deadline: float,
+    notes: NoteWriter | None = None,
+    not_started: Ignored | None = None,
+    known: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Take the started incident, send `event` to its session as a message, record it: exactly once per event id.
+
+    `known` is the item when the caller has just read it; `not_started` says why this delivery does not start a
+    session itself (the answer when the incident has none).
+    """
+    if known is not None and (verdict := _verdict(known, event, forwarding)) is not None:
+        return _not_forwarded(verdict, ledger, notes, incident_id, known)
+    lease = ledger.forward_lease(incident_id, event, forwarding.lease_seconds, early_only=not forwarding.always)
+    if isinstance(lease, Refused):
+        item = lease.item
+        if not item:
+            why = not_started or Ignored(f"the incident has no session and {event.event_type} does not start one")
+            return Outcome("ignored", incident_id, None, ignored=Ignored(why.reason, NO_SESSION))
+        if item.get("status") != STARTED:
+            # A start is in flight, or its outcome unknown: the session may be about to exist.
+            wait = max(lease.retry_after, 5) if item.get("status") == UNKNOWN else lease.retry_after
+            raise IncidentInFlight("the incident's session is being started", retry_after=wait)
+        verdict = _verdict(item, event, forwarding)
+        if verdict is None:
+            raise IncidentInFlight("another delivery for this incident is in progress", retry_after=lease.retry_after)
+        return _not_forwarded(verdict, ledger, notes, incident_id, item)
+
+    session = Session(str(lease.item["session_id"]), lease.item.get("session_url") or None)
+    try:
+        text = forwarding.compose(lease.item)
+        devin.send_message(session.session_id, text, deadline)
+    except SessionNotFound:
+        logger.warning("Devin no longer has the incident's session", extra={"session_id": session.session_id})
+        ledger.session_gone(lease)
+        return Outcome("ignored", incident_id, session, ignored=_GONE)
+    except DevinOutcomeUnknown as error:
+        if event.id in lease.item.get("forwards_unconfirmed", ()):
+            # This was the one repeat a lost answer allows: recorded, never sent a third time.
+            logger.warning("Devin's answer to a repeated message was lost too; recorded as sent")
+            ledger.record_forward(lease, event, confirmed=False)
+            return Outcome("messaged", incident_id, session)
+        _release_after(ledger.forward_unconfirmed, lease, event)
+        raise Unavailable(
+            "Devin's answer to the message was lost; the retry sends it once more", retry_after=5
+        ) from error
+    except DevinUnavailable as error:
+        _release(ledger, lease)
+        raise Unavailable("Devin API unavailable", retry_after=error.retry_after or 30) from error
+    except DevinRejected as error:
+        _release(ledger, lease)
+        raise DevinFailed(str(error)) from error
+    except BaseException:
+        _release(ledger, lease)
+        raise
+    ledger.record_forward(lease, event)
+    return Outcome("messaged", incident_id, session)
+
+
+_GONE = Ignored("the incident's Devin session no longer exists", SESSION_GONE)
+
+
+def _verdict(item: Mapping[str, Any], event: WebhookEvent, forwarding: Forwarding) -> str | None:
+    """Why `event` is not forwarded to the item's session ("duplicate" or "gone"), or None: it may be."""
+    if event.id == item.get("event_id") or event.id in item.get("forwarded_event_ids", ()):
+        return "duplicate"
+    if item.get("session_status") == NOT_FOUND:
+        return "gone"
+    if not forwarding.always and item.get("event_type") == RESOLVED:
+        # incident.resolved goes only to a session that started early; this one started on a resolve.
+        return "duplicate"
+    return None
+
+
+def _not_forwarded(
+    verdict: str, ledger: Ledger, notes: NoteWriter | None, incident_id: str, item: Mapping[str, Any]
+) -> Outcome:
+    if verdict == "gone":
+        return Outcome("ignored", incident_id, _recorded_session(item), ignored=_GONE)
+    return _duplicate(ledger, notes, incident_id, item)
+
+
+def _duplicate(ledger: Ledger, notes: NoteWriter | None, incident_id: str, item: Mapping[str, Any]) -> Outcome:
+    """The incident has its session: answer with it, and post its note if a failure left it missing."""
+    session = _recorded_session(item)
+    posted = None
+    if notes is not None and not item.get("session_note_posted_at"):
+        posted = post_notes(ledger, notes, incident_id, [session_note(session.url, session.session_id)])
+    return Outcome("duplicate", incident_id, session, posted)
+
+
+def _recorded_session(item: Mapping[str, Any]) -> Session:
+    return Session(str(item["session_id"]), item.get("session_url") or None)
+
+
+def _release_after[A](step: Callable[[Lease, A], None], lease: Lease, argument: A) -> None:
+    try:
+        step(lease, argument)
+    except LedgerUnavailable:
+        logger.exception("could not record the message's state; the incident's lease runs out instead")
 
 
 def post_notes(ledger: Ledger, writer: NoteWriter, incident_id: str, wanted: Sequence[NoteText]) -> str | None:

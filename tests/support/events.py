@@ -83,3 +83,26 @@ def api_event(
         "isBase64Encoded": base64_encoded,
         "body": base64.b64encode(raw).decode() if base64_encoded else raw.decode(),
     }
+
+
+def incident_event(
+    event_type: str,
+    event_id: str,
+    occurred_at: str,
+    incident_id: str = "Q2CKYRLH85UNN4",
+    **data: Any,
+) -> dict[str, Any]:
+    """Another event in the life of the P1 sample incident (acknowledged, reopened, priority_updated…): the same
+    incident data with `data` fields replaced (pass `status=` for an open incident), its own event id and time."""
+    body = incident(incident_id, **data)
+    body["event"].update({"id": event_id, "event_type": event_type, "occurred_at": occurred_at})
+    return body
+
+
+def note_event(event_id: str, occurred_at: str, content: str, incident_id: str = "Q2CKYRLH85UNN4") -> dict[str, Any]:
+    """incident.annotated for `incident_id`: data.type incident_note, the incident by reference."""
+    body = payload("incident-annotated.json")
+    body["event"].update({"id": event_id, "occurred_at": occurred_at})
+    body["event"]["data"]["incident"]["id"] = incident_id
+    body["event"]["data"]["content"] = content
+    return body

@@ -1,0 +1,73 @@
+"""Writes what Devin receives for a delivery, at the moment it is about to be sent: PagerDuty's record is read then
+(and only then, when the deployment has a PagerDuty key), the routing rule applied, and the text built (prompt.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .pagerduty import Incident, WebhookEvent, read_note
+from .pagerduty_rest import PagerDutyClient, read_record
+from .policy import Delivery
+from .prompt import SessionRequest, build_message, build_session_request
+from .record import IncidentRecord
+from .routing import Facts, Routing, Rule
+
+RECORD_PARTS = ("log_entries", "alerts", "notes")
+
+
+def route(routing: Routing | None, incident: Incident, event: WebhookEvent) -> Rule | None:
+    """The routing rule for an incident about to start a session, or None (no document, or no rule matches)."""
+    if routing is None:
+        return None
+    return routing.route(
+        Facts(
+            service_id=incident.service_id,
+            service_name=incident.service_name,
+            team_ids=incident.team_ids,
+            team_names=incident.team_names,
+            priority=incident.priority,
+            urgency=incident.urgency,
+            event_type=event.event_type,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Composer:
+    playbook_id: str | None
+    pagerduty: PagerDutyClient | None  # None: no PagerDuty key, no PagerDuty request
+    read_seconds: float
+    prompt_template: str | None = None
+    # Told about each part of the record that could not be read: (part, plain-words reason).
+    on_unavailable: Callable[[str, str], None] = lambda part, reason: None
+
+    def session_request(self, incident: Incident, event: WebhookEvent, rule: Rule | None = None) -> SessionRequest:
+        record = self._record(incident.id)
+        return build_session_request(
+            incident, event, self.playbook_id, record, rule=rule, template=self.prompt_template
+        )
+
+    def message(self, delivery: Delivery, item: Mapping[str, Any]) -> str:
+        """The message forwarding the delivery's event to the session of the ledger `item`."""
+        event = delivery.event
+        note = read_note(event) if event.event_type == "incident.annotated" else None
+        forwarded = item.get("forwarded") or []
+        resolved_before = any(isinstance(f, Mapping) and f.get("event_type") == "incident.reopened" for f in forwarded)
+        record = None
+        if event.event_type == "incident.resolved" and item.get("recorded_at"):
+            # What PagerDuty recorded since the session started, for the session to finish with.
+            record = self._record(delivery.incident_id, since=str(item["recorded_at"]))
+        return build_message(event, delivery.incident, note=note, resolved_before=resolved_before, record=record)
+
+    def _record(self, incident_id: str, since: str | None = None) -> IncidentRecord | None:
+        if self.pagerduty is None:
+            return None
+        record = read_record(self.pagerduty, incident_id, self.read_seconds, since=since)
+        for part in RECORD_PARTS:
+            reason = getattr(record, part).unavailable
+            if reason is not None:
+                self.on_unavailable(part, reason)
+        return record
