@@ -13,27 +13,31 @@ from TRANSIENT_FAULTS (a seeded sequence; `standin.injected` counts what was dra
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import random
 import re
-import signal
-import socket
-import struct
-import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
-from local.http_server import ClosableHTTPServer
+# Fault and RecordedRequest are shared with the PagerDuty stand-in, and imported from here too.
+from local.http_server import (
+    PROBLEM_JSON,
+    Answer,
+    Fault,
+    Problem,
+    RecordedRequest,
+    StandIn,
+    StandInHandler,
+    StandInServer,
+    serve_until_stopped,
+)
 
 _COLLECTION = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/?$")
 _ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?$")
@@ -45,17 +49,9 @@ _ROUTES: dict[re.Pattern[str], tuple[str, ...]] = {
     _ITEM: ("GET",),
     _MESSAGES: ("POST",),
 }
-_JSON = "application/json"
-_PROBLEM = "application/problem+json"
 _PROMPT_MISSING = {"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}
 _BAD_FIRST = {"detail": [{"loc": ["query", "first"], "msg": "Input should be 1..200", "type": "int_parsing"}]}
 _MESSAGE_MISSING = {"detail": [{"loc": ["body", "message"], "msg": "Field required", "type": "missing"}]}
-
-Answer = tuple[int, dict[str, Any]]
-
-
-class _Problem(dict[str, Any]):
-    """A ProblemDetail answer from the work of a call: sent as application/problem+json."""
 
 
 def _problem(status: int, detail: str) -> bytes:
@@ -68,97 +64,7 @@ def _problem(status: int, detail: str) -> bytes:
 
 
 def _not_found(session_id: str) -> Answer:
-    return 404, _Problem(json.loads(_problem(404, f"Session {session_id} not found")))
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the stand-in received it; header names are lowercased."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour, used up by one call of the kind it was enqueued for (create, list, get, message).
-    Build it with the class methods."""
-
-    process: bool = True  # do the real work first: make the session, record the message, read the list or session
-    wait_before: float = 0.0
-    wait_after: float = 0.0
-    drop: bool = False  # reset the connection instead of answering
-    status_code: int | None = None  # None: the real answer's status
-    body: bytes | None = None  # None: the real answer's JSON, or a ProblemDetail when there is none
-    content_type: str = _JSON
-    headers: tuple[tuple[str, str], ...] = ()
-    omit: tuple[str, ...] = ()  # keys left out of the real answer's JSON
-
-    @classmethod
-    def status(
-        cls,
-        code: int,
-        body: bytes | dict[str, Any] | list[Any] | None = None,
-        *,
-        retry_after: str | int | None = None,
-        headers: Mapping[str, str] | None = None,
-        content_type: str | None = None,
-        create: bool = False,
-    ) -> Fault:
-        """Answer `code` with `body` (default: a ProblemDetail; or, with create=True, the real answer's JSON after
-        doing the real work: the session made, the message recorded)."""
-        extra = dict(headers or {})
-        if retry_after is not None:
-            extra["Retry-After"] = str(retry_after)
-        raw = body if isinstance(body, bytes | None) else json.dumps(body).encode()
-        # A non-JSON error body is usually a load balancer's HTML page.
-        guessed = "text/html; charset=utf-8" if isinstance(body, bytes) else _JSON
-        return cls(
-            process=create,
-            status_code=code,
-            body=raw,
-            content_type=content_type or guessed,
-            headers=tuple(extra.items()),
-        )
-
-    @classmethod
-    def delay(cls, seconds: float) -> Fault:
-        """Answer normally after `seconds`; the session is made after the wait."""
-        return cls(wait_before=seconds)
-
-    @classmethod
-    def reset(cls) -> Fault:
-        """Reset the connection without doing anything."""
-        return cls(process=False, drop=True)
-
-    @classmethod
-    def create_then_reset(cls) -> Fault:
-        """Make the session (record the message), then reset the connection: the caller cannot know it worked."""
-        return cls(drop=True)
-
-    @classmethod
-    def create_then_hang(cls, seconds: float) -> Fault:
-        """Make the session, then answer only after `seconds`, so the caller times out first."""
-        return cls(wait_after=seconds)
-
-    @classmethod
-    def bad_body_created(cls) -> Fault:
-        """Make the session and answer 201 with JSON cut short, as a proxy that drops the tail would."""
-        return cls(status_code=201, body=b'{"session_id": "devin-')
-
-    @classmethod
-    def missing_id_created(cls) -> Fault:
-        """Make the session and answer 201 with its JSON minus session_id."""
-        return cls(status_code=201, omit=("session_id",))
-
-
-_NORMAL = Fault()
+    return 404, Problem(json.loads(_problem(404, f"Session {session_id} not found")))
 
 
 @dataclass(frozen=True)
@@ -187,39 +93,19 @@ TRANSIENT_FAULTS: tuple[TransientFault, ...] = (
 )
 
 
-class _Server(ClosableHTTPServer):
-    def __init__(self, address: tuple[str, int], standin: DevinStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
+class _Handler(StandInHandler):
+    server: StandInServer[DevinStandIn]
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections as they would with the real API
-    # Headers and body leave in two writes; with Nagle the second waits out the client's delayed ACK.
-    disable_nagle_algorithm = True
-    timeout = 60  # an idle keep-alive connection should not hold a thread for ever
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
+    def answer(self, request: RecordedRequest) -> None:
         standin = self.server.standin
-        url = urlsplit(self.path)
-        query = parse_qs(url.query, keep_blank_values=True)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        standin._record(RecordedRequest(self.command, url.path, query, headers, body))
-        if not standin._pause(standin.latency):
-            return self._drop()
-
-        match = next(filter(None, (pattern.match(url.path) for pattern in _ROUTES)), None)
+        path, query, body = request.path, request.query, request.body
+        match = next(filter(None, (pattern.match(path) for pattern in _ROUTES)), None)
         if match is None:
-            return self._send(404, _problem(404, f"No route for {url.path}"), _PROBLEM)
+            return self._send(404, _problem(404, f"No route for {path}"), PROBLEM_JSON)
         pattern, allowed = match.re, _ROUTES[match.re]
         if self.command not in allowed:
             detail = f"{self.command} is not allowed here"
-            return self._send(405, _problem(405, detail), _PROBLEM, (("Allow", ", ".join(allowed)),))
+            return self._send(405, _problem(405, detail), PROBLEM_JSON, (("Allow", ", ".join(allowed)),))
         if refusal := standin._refusal(self.headers.get("Authorization"), match["org"]):
             return self._send(*refusal)
 
@@ -233,53 +119,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._serve(standin._next_create_fault(), lambda: standin._create(org, body))
         return self._serve(standin._next_fault(standin._list_faults), lambda: standin._list(org, query))
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
-
-    def _serve(self, scripted: Fault | None, work: Callable[[], Answer]) -> None:
-        standin = self.server.standin
-        fault = scripted or _NORMAL
-        if not standin._pause(fault.wait_before):
-            return self._drop()
-        status, payload = work() if fault.process else (fault.status_code or 500, None)
-        if payload is not None and status >= 400:
-            # The real API would reject this request; no script makes it accept one.
-            content_type = _PROBLEM if isinstance(payload, _Problem) else _JSON
-            return self._send(status, json.dumps(payload).encode(), content_type)
-        if not standin._pause(fault.wait_after) or fault.drop:
-            return self._drop()
-        status = fault.status_code or status
-        if fault.body is not None:
-            self._send(status, fault.body, fault.content_type, fault.headers)
-        elif payload is not None:
-            kept = {key: value for key, value in payload.items() if key not in fault.omit}
-            self._send(status, json.dumps(kept).encode(), _JSON, fault.headers)
-        else:
-            problem = _problem(status, "Fault injected by the Devin stand-in")
-            self._send(status, problem, _PROBLEM, fault.headers)
-
-    def _send(
-        self, status: int, body: bytes, content_type: str = _JSON, headers: tuple[tuple[str, str], ...] = ()
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        # Always: a keep-alive client needs it to know where the answer ends.
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _drop(self) -> None:
-        # SO_LINGER 0 turns close into a TCP reset: the client sees the connection die mid-request.
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
+    def fault_error(self, status: int, fault: Fault) -> tuple[bytes, str]:
+        return _problem(status, "Fault injected by the Devin stand-in"), PROBLEM_JSON
 
 
-class DevinStandIn:
+class DevinStandIn(StandIn):
     """A Devin v3 sessions API on a local port that records requests, keeps sessions and misbehaves on cue."""
+
+    handler = _Handler
+    thread_name = "devin-standin"
 
     def __init__(
         self,
@@ -297,14 +145,13 @@ class DevinStandIn:
             raise ValueError("failure_rate must be between 0 and 1")
         if failure_rate and not any(kind.weight > 0 for kind in failure_mix):
             raise ValueError("failure_mix needs at least one fault with a positive weight")
-        self.host, self.port = host, port
-        self.api_key, self.org_id, self.latency = api_key, org_id, latency
+        super().__init__(host, port, latency)
+        self.api_key, self.org_id = api_key, org_id
         self.failure_rate = failure_rate
         self.failure_mix = tuple(failure_mix)
         # Its own generator: the sequence of draws depends on the seed only, not on whoever else uses `random`.
         # (Fault injection, not cryptography.)
         self._failures = random.Random(failure_seed)  # noqa: S311  # nosec B311
-        self.requests: list[RecordedRequest] = []
         # Each as the API returns it. The messages a session received are kept apart, in _messages.
         self.sessions: list[dict[str, Any]] = []
         self._messages: dict[str, list[dict[str, Any]]] = {}  # by session id: [{"message", "created_at"}]
@@ -314,47 +161,6 @@ class DevinStandIn:
         self._list_faults: deque[Fault] = deque()
         self._get_faults: deque[Fault] = deque()
         self._message_faults: deque[Fault] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> DevinStandIn:
-        """Bind (port 0 picks a free one) and serve from a daemon thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"devin-standin:{self.port}",
-            daemon=True,
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the port and every open connection; safe to call twice."""
-        with self._lock:
-            server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()  # wakes handlers waiting out a delay or a hang
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-
-    def __enter__(self) -> DevinStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def create_requests(self) -> list[RecordedRequest]:
         """The create-session calls received, in order."""
@@ -443,10 +249,6 @@ class DevinStandIn:
             self._message_faults.clear()
             self._messages.clear()
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
     def _next_fault(self, faults: deque[Fault]) -> Fault | None:
         with self._lock:
             return faults.popleft() if faults else None
@@ -464,17 +266,13 @@ class DevinStandIn:
             self.injected[kind.name] += 1
             return kind.fault
 
-    def _pause(self, seconds: float) -> bool:
-        """Wait `seconds` unless stop() comes first; False means the stand-in is stopping."""
-        return seconds <= 0 or not self._stopping.wait(seconds)
-
     def _refusal(self, authorization: str | None, org: str) -> tuple[int, bytes, str] | None:
         if self.api_key is not None:
             scheme, _, token = (authorization or "").partition(" ")
             if scheme.lower() != "bearer" or token.strip() != self.api_key:
-                return 401, _problem(401, "Missing or invalid API key"), _PROBLEM
+                return 401, _problem(401, "Missing or invalid API key"), PROBLEM_JSON
         if self.org_id is not None and org != self.org_id:
-            return 403, _problem(403, f"This credential has no access to organization {org}"), _PROBLEM
+            return 403, _problem(403, f"This credential has no access to organization {org}"), PROBLEM_JSON
         return None
 
     def _live(self, session_id: str) -> dict[str, Any]:
@@ -579,12 +377,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.failure_rate <= 1.0:
         parser.error("--failure-rate must be between 0 and 1")
-    stop_signals = {signal.SIGINT, signal.SIGTERM}  # SIGTERM is what `docker stop` sends
-    masks = hasattr(signal, "pthread_sigmask")  # not on Windows
-    if masks:
-        # Blocked before start() so every thread inherits the mask and only sigwait() takes them: a second
-        # Ctrl-C, or the same signal sent to the whole process group, cannot then break the clean stop.
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     standin = DevinStandIn(
         host=args.host,
         port=args.port,
@@ -593,19 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         failure_rate=args.failure_rate,
         failure_seed=args.failure_seed,
-    ).start()
-    sessions_url = f"{standin.base_url}/v3/organizations/{args.org_id or '<org_id>'}/sessions"
-    print(f"Devin stand-in listening on {standin.base_url} (POST {sessions_url}); Ctrl-C stops", flush=True)
-    try:
-        if masks:
-            signal.sigwait(stop_signals)
-        else:
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
+    )
+
+    def banner() -> str:
+        sessions_url = f"{standin.base_url}/v3/organizations/{args.org_id or '<org_id>'}/sessions"
+        return f"Devin stand-in listening on {standin.base_url} (POST {sessions_url}); Ctrl-C stops"
+
+    serve_until_stopped(standin, banner)
     return 0
 
 

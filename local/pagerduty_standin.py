@@ -20,26 +20,25 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import re
-import signal
-import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
-# Shared with the Devin stand-in: the fault script, the request record, and the handler's sending, dropping and
-# fault-serving (`_send`, `_drop`, `_serve`), which know nothing about Devin once a fault carries its own body.
-from local.devin_standin import Fault, RecordedRequest
-from local.devin_standin import _Handler as _StandInHandler
-from local.http_server import ClosableHTTPServer
+from local.http_server import (
+    Answer,
+    Fault,
+    RecordedRequest,
+    StandIn,
+    StandInHandler,
+    StandInServer,
+    serve_until_stopped,
+)
 
 ENDPOINTS = frozenset({"log_entries", "alerts", "notes", "notes_post", "incident", "incidents"})
 
@@ -59,8 +58,6 @@ MAX_OFFSET_PLUS_LIMIT = 10_000
 
 # The account's time zone: PagerDuty answers some times in it ([CAP-a]: alerts in -06:00, the incident in Z).
 ACCOUNT_ZONE = timezone(timedelta(hours=-6))
-
-Answer = tuple[int, dict[str, Any]]
 
 
 def _error(message: str, code: int, errors: Sequence[str] = ()) -> dict[str, Any]:
@@ -96,11 +93,6 @@ _FAULT_ERRORS: dict[int, tuple[str, int]] = {
 }
 
 
-def _fault_body(status: int) -> bytes:
-    message, code = _FAULT_ERRORS.get(status, _INTERNAL)
-    return json.dumps(_error(message, code)).encode()
-
-
 @dataclass
 class _Incident:
     incident: dict[str, Any]
@@ -110,37 +102,25 @@ class _Incident:
     posted: list[dict[str, Any]] = field(default_factory=list)  # through POST .../notes, oldest first
 
 
-class _Server(ClosableHTTPServer):
-    def __init__(self, address: tuple[str, int], standin: PagerDutyStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
+class _Handler(StandInHandler):
+    server: StandInServer[PagerDutyStandIn]
 
-
-class _Handler(_StandInHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
+    def answer(self, request: RecordedRequest) -> None:
         standin = self.server.standin
-        url = urlsplit(self.path)
-        query = parse_qs(url.query, keep_blank_values=True)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        standin._record(RecordedRequest(self.command, url.path, query, headers, body))
-        if not standin._pause(standin.latency):
-            return self._drop()
+        query, headers, body = request.query, request.headers, request.body
         if refusal := standin._refusal(self.command, headers.get("authorization")):
             return self._send(refusal[0], json.dumps(refusal[1]).encode())
-        route = _route(self.command, url.path)
+        route = _route(self.command, request.path)
         if route is None:
             return self._send(404, json.dumps(_error(*_NOT_FOUND)).encode())
         endpoint, incident_id = route
         fault = standin._next_fault(endpoint)
-        if fault is not None and fault.body is None and not fault.process:
-            # A bare status fault answers PagerDuty's error shape (the Devin handler would answer a ProblemDetail).
-            fault = dataclasses.replace(fault, body=_fault_body(fault.status_code or 500))
         self._serve(fault, lambda: standin._answer(endpoint, incident_id, query, headers, body))
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+    def fault_error(self, status: int, fault: Fault) -> tuple[bytes, str]:
+        # PagerDuty's error shape, sent as the fault's content type.
+        message, code = _FAULT_ERRORS.get(status, _INTERNAL)
+        return json.dumps(_error(message, code)).encode(), fault.content_type
 
 
 def _route(method: str, path: str) -> tuple[str, str | None] | None:
@@ -194,8 +174,11 @@ def _new_id() -> str:
     return "P" + uuid.uuid4().hex[:6].upper()
 
 
-class PagerDutyStandIn:
+class PagerDutyStandIn(StandIn):
     """PagerDuty's REST API v2 on a local port: incidents you add, requests recorded, faults on cue."""
+
+    handler = _Handler
+    thread_name = "pagerduty-standin"
 
     def __init__(
         self,
@@ -207,55 +190,12 @@ class PagerDutyStandIn:
         read_only: bool = False,
         serve_samples: bool = False,
     ) -> None:
-        self.host, self.port = host, port
+        super().__init__(host, port, latency)
         self.api_key = api_key  # None: any Authorization is accepted
-        self.latency = latency  # seconds added before every answer
         self.read_only = read_only  # every POST is refused with 403, as for a read-only API key
         self.serve_samples = serve_samples  # an unknown incident id gets sample_record(id) instead of a 404
-        self.requests: list[RecordedRequest] = []
         self._incidents: dict[str, _Incident] = {}
         self._faults: dict[str, deque[Fault]] = {endpoint: deque() for endpoint in ENDPOINTS}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> PagerDutyStandIn:
-        """Bind (port 0 picks a free one) and serve from a daemon thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"pagerduty-standin:{self.port}",
-            daemon=True,
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the port and every open connection; safe to call twice."""
-        with self._lock:
-            server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()  # wakes handlers waiting out a delay or a hang
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-
-    def __enter__(self) -> PagerDutyStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def add_incident(
         self,
@@ -320,18 +260,10 @@ class PagerDutyStandIn:
             self._incidents[incident_id] = added
         return added
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
     def _next_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
             queue = self._faults[endpoint]
             return queue.popleft() if queue else None
-
-    def _pause(self, seconds: float) -> bool:
-        """Wait `seconds` unless stop() comes first; False means the stand-in is stopping."""
-        return seconds <= 0 or not self._stopping.wait(seconds)
 
     def _refusal(self, method: str, authorization: str | None) -> Answer | None:
         # Exactly "Token token=<key>" ([DD] 02); anything else, "Bearer" included, is a 401.
@@ -637,28 +569,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--read-only", action="store_true", help="refuse every POST with 403, as a read-only key")
     args = parser.parse_args(argv)
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    masks = hasattr(signal, "pthread_sigmask")  # not on Windows
-    if masks:
-        # Blocked before start() so that only sigwait() takes them (see local.devin_standin.main).
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     standin = PagerDutyStandIn(
         args.host, args.port, args.api_key, args.latency, read_only=args.read_only, serve_samples=True
-    ).start()
-    print(
-        f"PagerDuty stand-in listening on {standin.base_url} (a sample record for any incident id); Ctrl-C stops",
-        flush=True,
     )
-    try:
-        if masks:
-            signal.sigwait(stop_signals)
-        else:
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
+    serve_until_stopped(
+        standin,
+        lambda: (
+            f"PagerDuty stand-in listening on {standin.base_url} (a sample record for any incident id); Ctrl-C stops"
+        ),
+    )
     return 0
 
 

@@ -21,23 +21,9 @@ from bridge.prompt import SessionRequest
 
 from local.devin_standin import DevinStandIn, Fault
 from tests.conftest import DEVIN_KEY, DEVIN_ORG
+from tests.support.clock import Clock
 
 REQUEST = SessionRequest(prompt="p", title="t", tags=("pagerduty-incident:Q1",), playbook_id="playbook-1")
-
-
-class Clock:
-    """A monotonic clock that sleeping moves forward; real time passes only in real HTTP calls."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

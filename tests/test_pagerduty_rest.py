@@ -23,28 +23,14 @@ from bridge.pagerduty_rest import (
     read_record,
 )
 
-from local.devin_standin import Fault
+from local.http_server import Fault
 from local.pagerduty_standin import PagerDutyStandIn, sample_record
+from tests.support.clock import Clock
 
 KEY = "y_NMARKERpdKEY3xq9Zw"  # 20 characters, as PagerDuty's keys are
 SENDER = "postmortem-bot@example.com"
 INCIDENT = "Q2CKYRLH85UNN4"
 ACCEPT = "application/vnd.pagerduty+json;version=2"
-
-
-class Clock:
-    """A monotonic clock that sleeping moves forward; real time passes only in real HTTP calls."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.devin_standin import Fault
+from local.http_server import Fault
 from local.pagerduty_standin import PagerDutyStandIn, sample_record
 
 KEY = "u+pdTESTkey0123456789"

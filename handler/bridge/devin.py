@@ -3,7 +3,6 @@ retry, within a deadline."""
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 import time
@@ -12,8 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
-from urllib3.exceptions import NewConnectionError
-
+from .http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from .prompt import SessionRequest
 
 if TYPE_CHECKING:
@@ -95,29 +93,6 @@ _UNNAMEABLE_IDS = frozenset({"", ".", ".."})
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
-def _retry_after(response: requests.Response, clock: Callable[[], float] = time.time) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - clock(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
-def _not_sent(error: requests.RequestException) -> bool:
-    """True when the request cannot have reached Devin (refused, DNS, connect timeout): safe to resend a create."""
-    import requests
-
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    reason = error.args[0] if error.args else None
-    reason = getattr(reason, "reason", reason)  # requests wraps urllib3's MaxRetryError
-    return isinstance(error, requests.ConnectionError) and isinstance(reason, NewConnectionError)
-
-
 def _session(document: Any) -> Session | None:
     if not isinstance(document, dict):
         return None
@@ -196,22 +171,24 @@ class DevinClient:
         self._sessions_url = f"{base_url}/v3/organizations/{org_id}/sessions"
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._http = http
-        self._max_attempts = max_attempts
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._min_attempt_time = min_attempt_time
-        self._clock = clock
-        self._sleep = sleep
-        self._jitter = jitter
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            min_attempt_time=min_attempt_time,
+            clock=clock,
+            sleep=sleep,
+            jitter=jitter,
+        )
 
     def __repr__(self) -> str:
         return f"DevinClient({self._sessions_url!r})"
 
     def create_session(self, request: SessionRequest, deadline: float) -> Session:
         response = self._call("POST", self._sessions_url, deadline, json=request.body(), idempotent=False)
-        session = _session(_json(response))
+        session = _session(json_or_none(response))
         if session is None:
             raise DevinOutcomeUnknown(f"Devin answered HTTP {response.status_code} without a readable session id")
         return session
@@ -219,7 +196,7 @@ class DevinClient:
     def find_session(self, tag: str, deadline: float) -> Session | None:
         """The oldest session carrying `tag`, or None."""
         response = self._call("GET", self._sessions_url, deadline, params={"tags": tag, "first": 100}, idempotent=True)
-        document = _json(response)
+        document = json_or_none(response)
         items = document.get("items") if isinstance(document, dict) else None
         if not isinstance(items, list):
             raise DevinUnavailable("Devin's session list was unreadable")
@@ -232,7 +209,7 @@ class DevinClient:
     def get_session(self, session_id: str, deadline: float) -> SessionState:
         """The session as Devin reports it now; SessionNotFound when Devin has no such session."""
         response = self._call("GET", self._session_url(session_id), deadline, idempotent=True, session_id=session_id)
-        state = _session_state(_json(response))
+        state = _session_state(json_or_none(response))
         if state is None:
             raise DevinUnavailable(f"Devin answered HTTP {response.status_code} without a readable session")
         return state
@@ -247,7 +224,7 @@ class DevinClient:
         """
         url = self._session_url(session_id, "messages")
         response = self._call("POST", url, deadline, json={"message": message}, idempotent=False, session_id=session_id)
-        return _session_state(_json(response))
+        return _session_state(json_or_none(response))
 
     def _session_url(self, session_id: str, *rest: str) -> str:
         if session_id in _UNNAMEABLE_IDS:
@@ -277,20 +254,14 @@ class DevinClient:
         import requests
 
         retry_after: float | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            remaining = deadline - self._clock()
-            if remaining < self._min_attempt_time:
+        for attempt in range(1, self._retry.max_attempts + 1):
+            timeout = self._retry.timeouts(deadline)
+            if timeout is None:
                 break
             try:
-                response = self._http.request(
-                    method,
-                    url,
-                    headers=self._headers,
-                    timeout=(min(self._connect_timeout, remaining), min(self._read_timeout, remaining)),
-                    **kwargs,
-                )
+                response = self._http.request(method, url, headers=self._headers, timeout=timeout, **kwargs)
             except requests.RequestException as error:
-                if not (idempotent or _not_sent(error)):
+                if not (idempotent or not_sent(error)):
                     raise DevinOutcomeUnknown(f"no answer from Devin after sending: {type(error).__name__}") from error
                 retry_after = None
             else:
@@ -300,24 +271,9 @@ class DevinClient:
                     raise SessionNotFound(session_id)
                 if response.status_code not in RETRYABLE:
                     raise DevinRejected(response.status_code)
-                retry_after = _retry_after(response)
-            if attempt == self._max_attempts:
+                retry_after = retry_after_seconds(response)
+            if not self._retry.wait_to_retry(attempt, retry_after, deadline):
                 break
-            wait = retry_after if retry_after is not None else self._backoff(attempt)
-            if self._clock() + wait + self._min_attempt_time > deadline:
-                break
-            self._sleep(wait)
         raise DevinUnavailable(
             "Devin API unavailable", retry_after=int(retry_after + 0.999) if retry_after is not None else None
         )
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: spreads a burst of deliveries retrying against the same rate limit.
-        return self._jitter() * min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except (ValueError, RecursionError):  # not JSON, or nested too deep to read: unreadable either way
-        return None

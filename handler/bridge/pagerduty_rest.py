@@ -16,10 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import record
-
-# Shared with the Devin client: the answer's JSON or None, whether a failed request can have been sent, and the
-# Retry-After header in seconds.
-from .devin import _json, _not_sent, _retry_after
+from .http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 
 if TYPE_CHECKING:
     # Imported where it is used, as in devin.py: importing requests costs every cold start about 20 ms.
@@ -122,7 +119,7 @@ def _wait_hint(response: requests.Response) -> float | None:
         seconds = None
     if seconds is not None and math.isfinite(seconds) and seconds >= 0:
         return seconds
-    return _retry_after(response)
+    return retry_after_seconds(response)
 
 
 @dataclass(frozen=True)
@@ -163,29 +160,31 @@ class PagerDutyClient:
         self._headers = {"Authorization": f"Token token={api_key}", "Accept": ACCEPT}
         self._from_email = from_email
         self._http = http
-        self._max_attempts = max_attempts
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._min_attempt_time = min_attempt_time
-        self._clock = clock
-        self._sleep = sleep
-        self._jitter = jitter
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            min_attempt_time=min_attempt_time,
+            clock=clock,
+            sleep=sleep,
+            jitter=jitter,
+        )
 
     def __repr__(self) -> str:
         return f"PagerDutyClient({self._base_url!r})"
 
     def incident(self, incident_id: str, deadline: float) -> dict[str, Any]:
         """GET /incidents/{id} (the id or the incident number)."""
-        found = _object(_json(self._get(self._incident_url(incident_id), deadline)), "incident")
+        found = _object(json_or_none(self._get(self._incident_url(incident_id), deadline)), "incident")
         if found is None:
             raise PagerDutyUnavailable("PagerDuty's answer could not be read")
         return found
 
     def incidents(self, deadline: float, *, limit: int = 1) -> list[dict[str, Any]]:
         """The first `limit` incidents of GET /incidents: enough to check that the key can read incidents."""
-        document = _json(self._get(f"{self._base_url}/incidents", deadline, params={"limit": limit}))
+        document = json_or_none(self._get(f"{self._base_url}/incidents", deadline, params={"limit": limit}))
         items = document.get("incidents") if isinstance(document, dict) else None
         if not isinstance(items, list):
             raise PagerDutyUnavailable("PagerDuty's answer could not be read")
@@ -205,7 +204,7 @@ class PagerDutyClient:
 
     def notes(self, incident_id: str, deadline: float) -> list[dict[str, Any]]:
         """Every note of the incident (not paginated: PagerDuty returns them all, up to 2000)."""
-        document = _json(self._get(f"{self._incident_url(incident_id)}/notes", deadline))
+        document = json_or_none(self._get(f"{self._incident_url(incident_id)}/notes", deadline))
         items = document.get("notes") if isinstance(document, dict) else None
         if not isinstance(items, list):
             raise PagerDutyUnavailable("PagerDuty's answer could not be read")
@@ -230,7 +229,7 @@ class PagerDutyClient:
             json={"note": {"content": content}},
         )
         # Any 2xx: [OAS] says 200, [DD] 05 says creates answer 201 (UNCONFIRMED which).
-        created = _object(_json(response), "note")
+        created = _object(json_or_none(response), "note")
         if created is None:
             raise PagerDutyOutcomeUnknown(f"PagerDuty answered HTTP {response.status_code} without a readable note")
         return created
@@ -255,7 +254,7 @@ class PagerDutyClient:
             if not offset:
                 query["total"] = "true"
             try:
-                document = _json(self._get(url, deadline, params=query))
+                document = json_or_none(self._get(url, deadline, params=query))
             except PagerDutyError as error:
                 if not offset:
                     raise
@@ -296,9 +295,9 @@ class PagerDutyClient:
         import requests
 
         failure: PagerDutyError = PagerDutyTimedOut()  # what is raised if no attempt can be made
-        for attempt in range(1, self._max_attempts + 1):
-            remaining = deadline - self._clock()
-            if remaining < self._min_attempt_time:
+        for attempt in range(1, self._retry.max_attempts + 1):
+            timeout = self._retry.timeouts(deadline)
+            if timeout is None:
                 break
             hint: float | None = None
             try:
@@ -306,12 +305,12 @@ class PagerDutyClient:
                     method,
                     url,
                     headers={**self._headers, **(headers or {})},
-                    timeout=(min(self._connect_timeout, remaining), min(self._read_timeout, remaining)),
+                    timeout=timeout,
                     allow_redirects=False,  # a redirect would carry the key elsewhere, or turn the POST into a GET
                     **kwargs,
                 )
             except requests.RequestException as error:
-                if write and not _not_sent(error):
+                if write and not not_sent(error):
                     raise PagerDutyOutcomeUnknown(
                         f"PagerDuty's answer to the note was lost ({type(error).__name__}); the note may exist"
                     ) from error
@@ -333,17 +332,9 @@ class PagerDutyClient:
                     )
                 failure = PagerDutyUnavailable(_unavailable_reason(status, write), status)
                 hint = _wait_hint(response)
-            if attempt == self._max_attempts:
+            if not self._retry.wait_to_retry(attempt, hint, deadline):
                 break
-            wait = hint if hint is not None else self._backoff(attempt)
-            if self._clock() + wait + self._min_attempt_time > deadline:
-                break
-            self._sleep(wait)
         raise failure
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: spreads retries from concurrent deliveries sharing one rate limit.
-        return self._jitter() * min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
 
 
 def _object(document: Any, key: str) -> dict[str, Any] | None:
