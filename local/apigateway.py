@@ -7,6 +7,9 @@ query parameters, request context), invokes the function, and turns its answer b
 base64 body). A function that raises, crashes or times out gives `500 {"message":"Internal Server Error"}`,
 and no answer within the integration's 30 s gives `503 {"message":"Service Unavailable"}`, as API Gateway does.
 
+Routes under /_local/ are the local stack's own (POST /_local/follow-up runs the scheduled follow-up now): they are
+answered without building an event, and the deployed HTTP API has no such route.
+
 Not emulated: the HTTP API's route throttling (template.yaml's burst and rate limits), custom domains, TLS.
 """
 
@@ -21,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -45,6 +48,8 @@ STAGE = "$default"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 Invoke = Callable[[dict[str, Any], str, float], Invocation]
+# A local-only route's handler: the request as it came, the answer as it goes.
+LocalHandler = Callable[["HttpRequest"], "HttpResponse"]
 
 
 @dataclass(frozen=True)
@@ -210,9 +215,17 @@ def response_from_result(result: Any) -> HttpResponse:
 class Gateway:
     """Routes, builds the event, invokes, and translates the answer; the HTTP server below is only transport."""
 
-    def __init__(self, routes: Iterable[Route], invoke: Invoke, *, function_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        invoke: Invoke,
+        *,
+        function_timeout_seconds: float,
+        local_routes: Mapping[Route, LocalHandler] | None = None,
+    ) -> None:
         self.routes = tuple(routes)
         self._invoke = invoke
+        self._local_routes = dict(local_routes or {})
         self._function_timeout = function_timeout_seconds
         self._lock = threading.Lock()
         # The latest exchanges only: a stack left running for days must not grow without bound.
@@ -220,6 +233,9 @@ class Gateway:
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         path = urlsplit(request.target).path
+        local = self._local_routes.get(Route(request.method, path))
+        if local is not None:
+            return local(request)
         route = next((r for r in self.routes if r.method == request.method and r.path == path), None)
         if route is None:
             return gateway_error(404, "Not Found")

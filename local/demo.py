@@ -4,9 +4,12 @@
 
 Starts the local stack on free ports, sends a P1 resolve, a PagerDuty retry of it, a burst of concurrent
 deliveries of another qualifying incident, every ignored kind, a forged and an unsigned delivery and a
-malformed body, then prints a table (delivery → HTTP status → outcome → session), the ledger items, and the
-prompt Devin received for the P1 incident. Exits 0 only if every answer is what the contract says and the
-burst started exactly one Devin session.
+malformed body, then prints a table (delivery → HTTP status → outcome → session). Then PagerDuty's side: the
+P1 prompt carries the incident's timeline from PagerDuty's REST API (the stand-in), one note with the session's
+link came back on the incident, and once the stand-in Devin session opens a pull request, two runs of the
+scheduled follow-up post its link on the incident once. Last, the ledger items and the prompt Devin received
+for the P1 incident. Exits 0 only if every answer is what the contract says, the burst started exactly one
+Devin session and each PagerDuty check held.
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local import follow_up
+from local.devin_standin import DevinStandIn
+from local.pagerduty_standin import PagerDutyStandIn, sample_record
 from local.send import send
 from local.stack import LocalStack, StackError
 from scripts.make_events import FORGED_SIGNING_SECRET, PAYLOADS_DIR, TEST_SIGNING_SECRET
 
 P1_PAYLOAD = "incident-resolved-p1.json"
+# The pull request the stand-in Devin session "opens" for the P1 incident's postmortem.
+PULL_REQUEST = "https://github.com/acme/checkout/pull/4128"
+DATA_OPEN, DATA_CLOSE = "<pagerduty-incident>", "</pagerduty-incident>"
+FOLLOW_UP_RUNS = 2
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,16 @@ class Row:
     outcome: str
     session: str
     problem: str | None  # None when the answer is what the contract says
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the PagerDuty act: something checked (✓ or ✗) or something done (→), with what it shows."""
+
+    text: str
+    details: tuple[str, ...] = ()
+    problem: str | None = None
+    checked: bool = True
 
 
 def _post(
@@ -222,16 +242,119 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _create_body(stack: LocalStack, incident_id: str) -> dict[str, Any] | None:
+    """The create-session request Devin received for the incident, if the stand-in got one."""
+    tag = f"pagerduty-incident:{incident_id}"
+    for request in stack.devin.create_requests() if stack.devin is not None else []:
+        body = request.json()
+        if tag in (body.get("tags") or []):
+            return body
+    return None
+
+
 def _prompt_for(stack: LocalStack, incident_id: str) -> str:
     if stack.devin is None:
         return "(the real Devin API received it; the stand-in was not used)"
-    tag = f"pagerduty-incident:{incident_id}"
-    for request in stack.devin.create_requests():
-        body = request.json()
-        if tag in (body.get("tags") or []):
-            meta = {key: value for key, value in body.items() if key != "prompt"}
-            return f"{json.dumps(meta, ensure_ascii=False)}\n\n{body['prompt']}"
-    return f"(no create-session request carried {tag})"
+    body = _create_body(stack, incident_id)
+    if body is None:
+        return f"(no create-session request carried pagerduty-incident:{incident_id})"
+    meta = {key: value for key, value in body.items() if key != "prompt"}
+    return f"{json.dumps(meta, ensure_ascii=False)}\n\n{body['prompt']}"
+
+
+def _data_block(prompt: str) -> dict[str, Any] | None:
+    """The JSON between the prompt's data delimiters, or None when there is none that parses."""
+    _, opened, rest = prompt.partition(DATA_OPEN + "\n")
+    block, closed, _ = rest.partition("\n" + DATA_CLOSE)
+    if not (opened and closed):
+        return None
+    try:
+        data = json.loads(block)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _timeline_step(stack: LocalStack, incident_id: str) -> Step:
+    expected = len(sample_record(incident_id)["log_entries"])
+    body = _create_body(stack, incident_id)
+    data = _data_block(str(body.get("prompt", ""))) if body is not None else None
+    timeline = data.get("timeline") if data is not None else None
+    text = f"the prompt for {incident_id} carries PagerDuty's timeline"
+    if not isinstance(timeline, list):
+        return Step(text, problem="the prompt's data block has no timeline")
+    details = tuple(
+        f"{entry.get('at', '?')}  {entry.get('kind', '?'):<11}  {entry.get('what', '')}"
+        for entry in timeline
+        if isinstance(entry, dict)
+    )
+    problem = None if len(timeline) == expected else f"{len(timeline)} entries, expected the incident's {expected}"
+    return Step(f"{text}: {len(timeline)} entries, one per log entry of the incident", details, problem)
+
+
+def _session_note_step(pagerduty: PagerDutyStandIn, incident_id: str, session_url: str) -> Step:
+    notes = [note["content"] for note in pagerduty.notes_posted(incident_id)]
+    text = f"one note came back on {incident_id}, with the session's link"
+    if len(notes) != 1:
+        return Step(text, problem=f"{len(notes)} notes were posted on the incident, expected exactly 1")
+    problem = None if session_url and session_url in notes[0] else f"the note does not carry {session_url or 'a link'}"
+    return Step(text + ":", tuple(notes[0].splitlines()), problem)
+
+
+def _follow_up_steps(
+    stack: LocalStack, devin: DevinStandIn, pagerduty: PagerDutyStandIn, incident_id: str, session_id: str
+) -> list[Step]:
+    steps = []
+    try:
+        devin.open_pull_request(session_id, PULL_REQUEST)
+    except KeyError:
+        return [Step("the stand-in Devin session opens a pull request", problem=f"Devin has no session {session_id}")]
+    steps.append(Step(f"Devin's session {session_id} opens a pull request: {PULL_REQUEST}", checked=False))
+    for run in range(1, FOLLOW_UP_RUNS + 1):
+        try:
+            status, answer = follow_up.run(stack.follow_up_url, timeout=60)
+        except OSError as error:
+            status, answer = 0, str(error).encode()
+        where = f"POST {stack.follow_up_url}" if run == 1 else "again"
+        problem = None if status == 200 else f"expected HTTP 200, got {status or 'no answer'}"
+        text = f"follow-up run {run} ({where}): HTTP {status} {answer.decode('utf-8', 'replace')}"
+        steps.append(Step(text, problem=problem, checked=problem is not None))
+    posted = [note["content"] for note in pagerduty.notes_posted(incident_id) if PULL_REQUEST in note["content"]]
+    text = f"the pull request's link was posted on {incident_id} once over {FOLLOW_UP_RUNS} runs"
+    if len(posted) != 1:
+        steps.append(Step(text, problem=f"it was posted {len(posted)} times, expected exactly once"))
+    else:
+        steps.append(Step(text + ":", tuple(posted[0].splitlines())))
+    return steps
+
+
+def pagerduty_act(stack: LocalStack, incident_id: str) -> list[Step]:
+    """What the PagerDuty feature did for the P1 incident: its record in the prompt, the note back on the incident,
+    and the pull request's link posted once by the scheduled follow-up."""
+    devin, pagerduty = stack.devin, stack.pagerduty
+    if pagerduty is None or devin is None:
+        return []
+    [item] = [item for item in stack.ledger_items() if item.get("incident_id") == incident_id] or [{}]
+    session_id, session_url = str(item.get("session_id") or ""), str(item.get("session_url") or "")
+    # The stand-in's latency was there for the burst to overlap; the follow-up need not wait for it.
+    devin.latency = 0.0
+    return [
+        _timeline_step(stack, incident_id),
+        _session_note_step(pagerduty, incident_id, session_url),
+        *_follow_up_steps(stack, devin, pagerduty, incident_id, session_id),
+    ]
+
+
+def render_steps(stack: LocalStack, steps: list[Step]) -> str:
+    where = stack.pagerduty.base_url if stack.pagerduty is not None else "?"
+    lines = [f"PagerDuty's side (its REST API is the stand-in on {where}):"]
+    for step in steps:
+        mark = "→" if not step.checked else ("✓" if step.problem is None else "✗")
+        lines.append(f"  {mark} {step.text}")
+        lines.extend(f"      {detail}" for detail in step.details)
+        if step.problem is not None:
+            lines.append(f"      ✗ {step.problem}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
             rows, p1_id = run(stack, args.burst)
             print()
             print(render_table(rows))
+            steps = pagerduty_act(stack, p1_id)
+            if steps:
+                print()
+                print(render_steps(stack, steps))
             print()
             print("Ledger items (DynamoDB on moto):")
             print(json.dumps(stack.ledger_items(), indent=2, ensure_ascii=False))
@@ -274,12 +401,20 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.stop()
     problems = [row for row in rows if row.problem is not None]
+    checks = [step for step in steps if step.checked]
+    failed = [step for step in checks if step.problem is not None]
     print()
     print(f"Function logs: {log_path}")
     if problems:
         print(f"FAILED: {len(problems)} of {len(rows)} deliveries were not answered as the contract says")
+    if failed:
+        print(f"FAILED: {len(failed)} of {len(checks)} PagerDuty checks did not hold")
+    if problems or failed:
         return 1
-    print(f"OK: all {len(rows)} deliveries answered as the contract says; the burst started exactly one session.")
+    print(
+        f"OK: all {len(rows)} deliveries answered as the contract says; the burst started exactly one session;"
+        f" all {len(checks)} PagerDuty checks held."
+    )
     print(f"({time.monotonic() - started:.1f} s)")
     return 0
 

@@ -1,15 +1,27 @@
 """The whole bridge on one machine, with no AWS account and no Docker: the real handler behind a local API Gateway.
 
-    python -m local.stack [--host H] [--port P] [--workers N] [--devin standin|real]
+    python -m local.stack [--host H] [--port P] [--workers N] [--devin standin|real] [--no-pagerduty]
+                          [--param NAME=VALUE ...] [--routing FILE] [--prompt-template FILE]
 
 What runs (and where each piece of the deployed system is replaced):
 - API Gateway → local/apigateway.py: POST /pagerduty becomes the HTTP API payload 2.0 event;
 - Lambda → local/runtime.py: `workers` warm containers (processes), each importing handler/app.py once with
-  the function's environment from template.yaml and running one invocation at a time;
+  the function's environment from template.yaml and running one invocation at a time; and one container of
+  the scheduled follow-up (handler/follow_up.py, FollowUpFunction), run on demand by the local-only route
+  POST /_local/follow-up (or `python -m local.follow_up`) instead of its EventBridge schedule;
 - SSM and DynamoDB → local/aws.py: moto on loopback, reached through the standard AWS_ENDPOINT_URL, with the
   ledger table created from template.yaml and the parameters seeded with the test signing secret;
 - Devin → local/devin_standin.py, which records every request so the prompt can be read back; with
-  `--devin real` (or LOCAL_DEVIN=real) and DEVIN_API_KEY / DEVIN_ORG_ID in the environment, the real API.
+  `--devin real` (or LOCAL_DEVIN=real) and DEVIN_API_KEY / DEVIN_ORG_ID in the environment, the real API;
+- PagerDuty's REST API → local/pagerduty_standin.py, which serves a sample record (log entries, alerts, notes)
+  for any incident and records the notes the functions post; `--no-pagerduty` leaves it out, and its key out of
+  Parameter Store, so that the functions run as they do without the PagerDuty feature.
+
+`--param NAME=VALUE` sets a template parameter as `sam deploy --parameter-overrides` does (checked against its
+AllowedPattern, AllowedValues, MinValue/MaxValue…); what it changes locally is the functions' environment.
+DevinApiBaseUrl and PagerDutyApiBaseUrl give way to the stand-ins while those run. `--routing FILE` and
+`--prompt-template FILE` go into Parameter Store as <prefix>/routing and <prefix>/prompt-template, after the
+checks the function applies to them.
 """
 
 from __future__ import annotations
@@ -17,16 +29,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import os
 import shlex
 import signal
 import sys
 import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
 from local.devin_standin import DevinStandIn
+from local.pagerduty_standin import PagerDutyStandIn
 from scripts.make_events import TEST_SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +52,19 @@ TABLE_NAME = "ledger"
 # Placeholder Devin credentials: the stand-in requires exactly these, so a wrong wiring shows up as a 502.
 STANDIN_API_KEY = "cog_local_placeholder"
 STANDIN_ORG_ID = "org-local"
-REAL_DEVIN_URL = "https://api.devin.ai"
+# Placeholder PagerDuty credentials, the same way: the stand-in requires this key (20 characters, as PagerDuty's).
+STANDIN_PAGERDUTY_API_KEY = "pd_local_placeholder"
+STANDIN_PAGERDUTY_FROM_EMAIL = "postmortem-bot@example.com"
 # Fixed ports that events/env.local.json points a `sam local` container at (scripts/local --aws-port 5000
-# --devin-port 8081), and the name the host has from inside Docker's containers.
+# --devin-port 8081 --pagerduty-port 8082), and the name the host has from inside Docker's containers.
 SAM_LOCAL_AWS_PORT = 5000
 SAM_LOCAL_DEVIN_PORT = 8081
+SAM_LOCAL_PAGERDUTY_PORT = 8082
+# The local-only route that runs the scheduled follow-up now; the deployed HTTP API has no such route.
+FOLLOW_UP_PATH = "/_local/follow-up"
+# Parameter Store's limits on a value, in bytes: Standard tier, then Advanced.
+STANDARD_TIER_BYTES = 4096
+ADVANCED_TIER_BYTES = 8192
 DOCKER_HOST_NAME = "host.docker.internal"
 # How each warm container runs the handler: our worker (local/lambda_worker.py), or the real Lambda runtime
 # stack, aws-lambda-rie + awslambdaric, as `sam local` runs it inside its container.
@@ -66,12 +91,74 @@ class StackError(RuntimeError):
     """The stack could not start; the message is one line meant for a person."""
 
 
+class ConfigurationRefused(StackError):
+    """What the stack was asked to deploy is refused before anything starts: a template parameter `sam deploy`
+    would refuse, or a routing document or prompt template the function would refuse (scripts/local exits 2)."""
+
+
 def _in_use(error: OSError) -> bool:
     return error.errno == errno.EADDRINUSE
 
 
+def scheduled_event(now: datetime | None = None) -> dict[str, Any]:
+    """What the follow-up's EventBridge rule (SAM's `Type: Schedule`) sends it at each tick."""
+    from local.template import FOLLOW_UP
+
+    now = now or datetime.now(UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{FOLLOW_UP}FollowUpSchedule"],
+        "detail": {},
+    }
+
+
+def _routing_checks() -> Any:
+    """handler/bridge/routing.py: the function's own checks of the routing document and prompt template (pure)."""
+    import importlib
+
+    handler = str(ROOT / "handler")
+    if handler not in sys.path:
+        # Last: nothing of the function's may shadow what this process imports.
+        sys.path.append(handler)
+    return importlib.import_module("bridge.routing")
+
+
+def _document(option: str, path: str | Path | None, name: str) -> str | None:
+    """The text of a routing document or prompt template file, refused as the function would refuse <prefix>/name
+    (and as Parameter Store would refuse a value over 8 KB)."""
+    if path is None:
+        return None
+    where = f"{option} {path}"
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigurationRefused(f"{where}: cannot read it: {error.strerror or error}") from None
+    if len(raw) > ADVANCED_TIER_BYTES:
+        raise ConfigurationRefused(f"{where}: {len(raw)} bytes, Parameter Store takes at most {ADVANCED_TIER_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationRefused(f"{where}: not UTF-8 text") from None
+    routing = _routing_checks()
+    try:
+        if name == "routing":
+            routing.parse_routing(text)
+        else:
+            routing.check_template(text)
+    except routing.RoutingError as error:
+        raise ConfigurationRefused(f"{where}: {error}") from None
+    return text
+
+
 class LocalStack:
-    """API Gateway, Lambda, SSM, DynamoDB and Devin on loopback, around the unchanged handler/app.py."""
+    """API Gateway, Lambda, SSM, DynamoDB, Devin and PagerDuty on loopback, around the unchanged handler/app.py and
+    handler/follow_up.py."""
 
     def __init__(
         self,
@@ -89,6 +176,11 @@ class LocalStack:
         runtime: str = "python",
         devin_failure_rate: float = 0.0,
         devin_failure_seed: int | None = None,
+        pagerduty: bool = True,
+        pagerduty_port: int = 0,
+        parameters: Mapping[str, str] | None = None,
+        routing: str | Path | None = None,
+        prompt_template: str | Path | None = None,
     ) -> None:
         if devin not in ("standin", "real"):
             raise ValueError(f"devin must be 'standin' or 'real', not {devin!r}")
@@ -105,17 +197,28 @@ class LocalStack:
         self.devin_latency = devin_latency
         # The stand-in fails this share of creates with a random transient fault (local/devin_standin.py).
         self.devin_failure_rate, self.devin_failure_seed = devin_failure_rate, devin_failure_seed
+        # Set in both functions' environments, over everything else.
         self.env_overrides = dict(env or {})
         self.aws_port, self.devin_port = aws_port, devin_port
+        # Without the PagerDuty stand-in no PagerDuty key is in Parameter Store: the feature is off.
+        self.pagerduty_enabled, self.pagerduty_port = pagerduty, pagerduty_port
+        # Template parameter overrides, as `sam deploy --parameter-overrides` takes them.
+        self.parameters = dict(parameters or {})
+        # Files whose text goes into <prefix>/routing and <prefix>/prompt-template.
+        self.routing, self.prompt_template = routing, prompt_template
         self.webhook_secret = webhook_secret
         self.runtime = runtime
         # Where the function's logs (and moto's) go; None: this process's stdout and stderr.
         self.function_log = function_log
         self.signing_secret = TEST_SIGNING_SECRET
         self.devin: DevinStandIn | None = None
+        self.pagerduty: PagerDutyStandIn | None = None
         self.function_env: dict[str, str] = {}
+        self.follow_up_env: dict[str, str] = {}
         self._aws: Any = None
         self._lambda: Any = None
+        self._follow_up: Any = None
+        self._follow_up_timeout = 0.0
         self._gateway: Any = None
         self._server: Any = None
         self._started = False
@@ -132,6 +235,11 @@ class LocalStack:
         return f"{self.base_url}/pagerduty"
 
     @property
+    def follow_up_url(self) -> str:
+        """The local-only route that runs the scheduled follow-up now and answers its report."""
+        return f"{self.base_url}{FOLLOW_UP_PATH}"
+
+    @property
     def aws_endpoint(self) -> str:
         if self._aws is None:
             raise RuntimeError("the stack is not started")
@@ -140,6 +248,11 @@ class LocalStack:
     @property
     def devin_url(self) -> str:
         return self.function_env.get("DEVIN_API_BASE_URL", "")
+
+    @property
+    def parameter_prefix(self) -> str:
+        """Where the functions read their parameters: SSM_PARAMETER_PREFIX, as they normalise it."""
+        return "/" + (self.function_env.get("SSM_PARAMETER_PREFIX") or "/pagerduty-postmortem").strip("/")
 
     @property
     def table_name(self) -> str:
@@ -172,11 +285,30 @@ class LocalStack:
     def _start(self) -> None:
         from local.apigateway import Gateway, GatewayServer, Route
         from local.aws import AwsError, LocalAws
-        from local.runtime import LambdaService, ProcessContainer, RieContainer, RuntimeStartError
-        from local.template import FUNCTION, function_config, function_environment, function_routes
+        from local.runtime import LambdaService, RuntimeStartError, start_together
+        from local.template import (
+            FOLLOW_UP,
+            FUNCTION,
+            ParameterError,
+            function_config,
+            function_environment,
+            function_routes,
+        )
 
+        # What was asked for is checked before anything starts, as `sam deploy` and the function would check it.
+        try:
+            template_env = function_environment(TABLE_NAME, parameters=self.parameters)
+            follow_up_template_env = function_environment(TABLE_NAME, function=FOLLOW_UP, parameters=self.parameters)
+        except ParameterError as error:
+            raise ConfigurationRefused(str(error)) from None
+        documents = {
+            "routing": _document("--routing", self.routing, "routing"),
+            "prompt-template": _document("--prompt-template", self.prompt_template, "prompt-template"),
+        }
         devin_key, devin_org = self._devin_credentials()
         config = function_config()
+        follow_up_config = function_config(function=FOLLOW_UP)
+        self._follow_up_timeout = float(follow_up_config.timeout_seconds)
         rie = self._rie() if self.runtime == "rie" else None
 
         # The front end binds first: a port in use is the likeliest failure, and nothing else has started yet.
@@ -184,6 +316,7 @@ class LocalStack:
             [Route(method, path) for method, path in function_routes()],
             self._invoke,
             function_timeout_seconds=config.timeout_seconds,
+            local_routes={Route("POST", FOLLOW_UP_PATH): self._follow_up_route},
         )
         try:
             self._server = GatewayServer(self._gateway, self.host, self._requested_port)
@@ -214,28 +347,27 @@ class LocalStack:
                 self.devin = None
                 raise StackError(self._bind_error(self.host, self.devin_port, error, "--devin-port")) from None
 
-        self.function_env = self._function_env(function_environment(TABLE_NAME), config)
-        self._seed(self.function_env, devin_key, devin_org)
+        if self.pagerduty_enabled:
+            self.pagerduty = PagerDutyStandIn(
+                host=self.host, port=self.pagerduty_port, api_key=STANDIN_PAGERDUTY_API_KEY, serve_samples=True
+            )
+            try:
+                self.pagerduty.start()
+            except OSError as error:
+                self.pagerduty = None
+                raise StackError(self._bind_error(self.host, self.pagerduty_port, error, "--pagerduty-port")) from None
 
-        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION}"
+        self.function_env = self._function_env(template_env, config, FUNCTION)
+        self.follow_up_env = self._function_env(follow_up_template_env, follow_up_config, FOLLOW_UP)
+        self._seed(self.function_env, devin_key, devin_org, documents)
 
-        def container(n: int) -> Any:
-            if rie is not None:
-                return RieContainer(
-                    f"worker {n}",
-                    self.function_env,
-                    config.code_dir,
-                    rie,
-                    config.handler,
-                    config.timeout_seconds,
-                    self.function_log,
-                    self.host,
-                )
-            return ProcessContainer(f"worker {n}", self.function_env, config.code_dir, arn, self.function_log)
-
-        self._lambda = LambdaService(self.workers, container)
+        self._lambda = LambdaService(self.workers, self._containers(FUNCTION, config, self.function_env, "worker", rie))
+        # One container: runs come one at a time, when asked for (a second one waits for the first).
+        self._follow_up = LambdaService(
+            1, self._containers(FOLLOW_UP, follow_up_config, self.follow_up_env, "follow-up worker", rie)
+        )
         try:
-            self._lambda.start()
+            start_together(self._lambda, self._follow_up)
         except RuntimeStartError as error:
             raise StackError(str(error)) from None
         self._server.start()
@@ -244,24 +376,23 @@ class LocalStack:
         """Stop everything this stack started; safe to call twice, and after a failed start."""
         server, self._server = self._server, None
         lambda_service, self._lambda = self._lambda, None
-        # The stand-in stays reachable as .devin after stop(): what it recorded is still worth reading.
-        devin = self.devin
+        follow_up, self._follow_up = self._follow_up, None
+        # The stand-ins stay reachable as .devin and .pagerduty after stop(): what they recorded is still worth
+        # reading.
+        devin, pagerduty = self.devin, self.pagerduty
         aws, self._aws = self._aws, None
-        try:
-            if server is not None:
-                server.stop()
-        finally:
+        # Every step runs, whatever an earlier one raised; the first error is raised at the end.
+        errors: list[BaseException] = []
+        for part in (server, lambda_service, follow_up, devin, pagerduty, aws):
+            if part is None:
+                continue
             try:
-                if lambda_service is not None:
-                    lambda_service.stop()
-            finally:
-                try:
-                    if devin is not None:
-                        devin.stop()
-                finally:
-                    if aws is not None:
-                        aws.stop()
-                    self._started = False
+                part.stop()
+            except BaseException as error:
+                errors.append(error)
+        self._started = False
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -284,6 +415,21 @@ class LocalStack:
         if self._aws is None:
             raise RuntimeError("the stack is not started")
         return self._aws.client(service)
+
+    def invoke_follow_up(self) -> Any:
+        """Run the scheduled follow-up once, now, in its own warm container, with the event its schedule sends."""
+        from local.runtime import Invocation
+
+        service = self._follow_up
+        if service is None:
+            return Invocation(throttled=True)
+        # A second run asked for meanwhile waits for the first.
+        return service.invoke(
+            scheduled_event(),
+            request_id=str(uuid.uuid4()),
+            timeout_seconds=self._follow_up_timeout,
+            wait_seconds=self._follow_up_timeout,
+        )
 
     # --- wiring
 
@@ -311,9 +457,31 @@ class LocalStack:
             raise StackError("--runtime rie needs awslambdaric: install requirements-dev.txt (scripts/local does)")
         return rie
 
-    def _function_env(self, template_env: dict[str, str], config: Any) -> dict[str, str]:
-        from local.template import FUNCTION
+    def _containers(
+        self, function: str, config: Any, env: dict[str, str], name: str, rie: Path | None
+    ) -> Callable[[int], Any]:
+        """How to make the n-th warm container of `function`."""
+        from local.runtime import ProcessContainer, RieContainer
 
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}"
+
+        def container(n: int) -> Any:
+            if rie is not None:
+                return RieContainer(
+                    f"{name} {n}",
+                    env,
+                    config.code_dir,
+                    rie,
+                    config.handler,
+                    config.timeout_seconds,
+                    self.function_log,
+                    self.host,
+                )
+            return ProcessContainer(f"{name} {n}", env, config.code_dir, arn, self.function_log)
+
+        return container
+
+    def _function_env(self, template_env: dict[str, str], config: Any, function: str) -> dict[str, str]:
         inherited = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
         # Loopback must never go through a proxy the user's shell may define.
         no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), "127.0.0.1"]))
@@ -321,10 +489,10 @@ class LocalStack:
         env = {
             **inherited,
             # What Lambda sets in every sandbox.
-            "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
+            "AWS_LAMBDA_FUNCTION_NAME": function,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "local/[$LATEST]local",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
             "LAMBDA_TASK_ROOT": str(config.code_dir),
@@ -340,7 +508,11 @@ class LocalStack:
             **template_env,
             # The local wiring.
             "AWS_ENDPOINT_URL": self._aws.endpoint,
-            "DEVIN_API_BASE_URL": self.devin.base_url if self.devin is not None else REAL_DEVIN_URL,
+            # The stand-ins, while they run; otherwise what the template (and --param) says.
+            "DEVIN_API_BASE_URL": self.devin.base_url if self.devin is not None else template_env["DEVIN_API_BASE_URL"],
+            "PAGERDUTY_API_BASE_URL": (
+                self.pagerduty.base_url if self.pagerduty is not None else template_env["PAGERDUTY_API_BASE_URL"]
+            ),
             # There is no X-Ray daemon here.
             "POWERTOOLS_TRACE_DISABLED": "true",
             # Log lines reach the terminal (or log file) as they are written.
@@ -351,8 +523,8 @@ class LocalStack:
         env.update(self.env_overrides)
         return env
 
-    def _seed(self, env: dict[str, str], devin_key: str, devin_org: str) -> None:
-        prefix = "/" + (env.get("SSM_PARAMETER_PREFIX") or "/pagerduty-postmortem").strip("/")
+    def _seed(self, env: dict[str, str], devin_key: str, devin_org: str, documents: dict[str, str | None]) -> None:
+        prefix = self.parameter_prefix
         self._aws.create_ledger_table(env.get("TABLE_NAME") or TABLE_NAME)
         parameters = {
             f"{prefix}/devin-api-key": (devin_key, "SecureString"),
@@ -361,7 +533,15 @@ class LocalStack:
         }
         if self.webhook_secret:
             parameters[f"{prefix}/webhook-secret"] = (self.webhook_secret, "SecureString")
+        if self.pagerduty is not None:
+            parameters[f"{prefix}/pagerduty-api-key"] = (STANDIN_PAGERDUTY_API_KEY, "SecureString")
+            parameters[f"{prefix}/pagerduty-from-email"] = (STANDIN_PAGERDUTY_FROM_EMAIL, "String")
         self._aws.put_parameters(parameters)
+        ssm = self._aws.client("ssm")
+        for name, text in documents.items():
+            if text is not None:
+                tier = "Advanced" if len(text.encode()) > STANDARD_TIER_BYTES else "Standard"
+                ssm.put_parameter(Name=f"{prefix}/{name}", Value=text, Type="String", Tier=tier, Overwrite=True)
 
     def _invoke(self, event: dict[str, Any], request_id: str, timeout_seconds: float) -> Any:
         from local.apigateway import INTEGRATION_TIMEOUT_SECONDS
@@ -373,6 +553,18 @@ class LocalStack:
         return service.invoke(
             event, request_id=request_id, timeout_seconds=timeout_seconds, wait_seconds=INTEGRATION_TIMEOUT_SECONDS
         )
+
+    def _follow_up_route(self, request: Any) -> Any:
+        """POST /_local/follow-up: the run's report as JSON, or why there is none."""
+        from local.apigateway import HttpResponse, gateway_error
+
+        invocation = self.invoke_follow_up()
+        if invocation.throttled:
+            return gateway_error(503, "Service Unavailable")
+        if invocation.error is not None:
+            return gateway_error(500, f"the follow-up failed: {invocation.error}")
+        body = json.dumps(invocation.result).encode()
+        return HttpResponse(200, [("Content-Type", "application/json")], body)
 
     @staticmethod
     def _bind_error(host: str, port: int, error: OSError, option: str) -> str:
@@ -387,28 +579,71 @@ def _send_command(stack: LocalStack) -> str:
     return f".venv/bin/{send} events/payloads/incident-resolved-p1.json{url}"
 
 
+def _follow_up_command(stack: LocalStack) -> str:
+    from local.follow_up import DEFAULT_URL
+
+    url = "" if stack.follow_up_url == DEFAULT_URL else f" --url {shlex.quote(stack.follow_up_url)}"
+    return f".venv/bin/python -m local.follow_up{url}"
+
+
 def banner(stack: LocalStack) -> str:
     """What the user needs: where everything listens, the secret, and a command to try."""
     if stack.devin is not None:
         devin = f"stand-in  {stack.devin.base_url}  (records each prompt; key {STANDIN_API_KEY}, org {STANDIN_ORG_ID})"
     else:
         devin = f"REAL API  {stack.devin_url}  (org {os.environ.get('DEVIN_ORG_ID', '?')}: sessions are real)"
-    prefix = stack.function_env.get("SSM_PARAMETER_PREFIX", "")
+    if stack.pagerduty is not None:
+        pagerduty = (
+            f"stand-in  {stack.pagerduty.base_url}  (a sample record for any incident, keeps the notes posted; "
+            f"key {STANDIN_PAGERDUTY_API_KEY}, from {STANDIN_PAGERDUTY_FROM_EMAIL})"
+        )
+    else:
+        pagerduty = "off  (--no-pagerduty: no key in Parameter Store, the functions never call PagerDuty)"
+    prefix = stack.parameter_prefix
+    configured = [
+        f"  {label:<10}{value}"
+        for label, value in (
+            ("params", " ".join(f"{name}={shlex.quote(value)}" for name, value in stack.parameters.items())),
+            ("routing", f"{stack.routing} → {prefix}/routing" if stack.routing else ""),
+            ("prompt", f"{stack.prompt_template} → {prefix}/prompt-template" if stack.prompt_template else ""),
+        )
+        if value
+    ]
     return "\n".join(
         [
             "PagerDuty → Devin bridge, running locally (no AWS account, no Docker)",
             f"  webhook   POST {stack.url}",
             f"            API Gateway HTTP API v2 events → handler/app.py in {stack.workers} warm worker(s)"
             + (" under the Lambda Runtime Interface Emulator" if stack.runtime == "rie" else ""),
+            f"  follow-up POST {stack.follow_up_url}",
+            "            local only (API Gateway has no such route): runs handler/follow_up.py once, as its schedule"
+            " would",
             f"  AWS       moto  {stack.aws_endpoint}  (table {stack.table_name}, parameters under {prefix})",
             f"  Devin     {devin}",
+            f"  PagerDuty {pagerduty}",
+            *configured,
             f"  signing secret (test only): {stack.signing_secret}",
             "",
             "Send a signed sample event (a P1 resolve: starts one session; send it again: duplicate):",
             f"  {_send_command(stack)}",
+            "Run the scheduled follow-up now (it posts each open session's pull requests on the incident, once):"
+            if stack.pagerduty is not None
+            else "Run the scheduled follow-up now (without a PagerDuty key it does nothing, and says so):",
+            f"  {_follow_up_command(stack)}    (or: curl -X POST {stack.follow_up_url})",
             "Ctrl-C stops everything.",
         ]
     )
+
+
+def _overrides(values: list[str]) -> dict[str, str]:
+    """NAME=VALUE pairs, as `sam deploy --parameter-overrides` takes them (the last one of a name wins)."""
+    overrides = {}
+    for value in values:
+        name, equals, setting = value.partition("=")
+        if not (equals and name):
+            raise ConfigurationRefused(f"--param {value!r}: expected NAME=VALUE, e.g. --param Urgencies='*'")
+        overrides[name] = setting
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,6 +660,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws-port", type=int, default=0, help="fixed moto port, e.g. 5000 for sam local")
     parser.add_argument("--devin-port", type=int, default=0, help="fixed stand-in port, e.g. 8081 for sam local")
     parser.add_argument("--devin-latency", type=float, default=0.0, help="seconds the stand-in takes per answer")
+    parser.add_argument(
+        "--pagerduty-port", type=int, default=0, help="fixed PagerDuty stand-in port, e.g. 8082 for sam local"
+    )
+    parser.add_argument(
+        "--no-pagerduty",
+        action="store_true",
+        help="no PagerDuty stand-in and no PagerDuty key in Parameter Store: the bridge as it runs without the feature",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template.yaml parameter, as sam deploy --parameter-overrides takes it (repeatable), "
+        "e.g. --param Urgencies='*'",
+    )
+    parser.add_argument("--routing", metavar="FILE", help="a routing document to put in <prefix>/routing")
+    parser.add_argument(
+        "--prompt-template", metavar="FILE", help="a prompt template to put in <prefix>/prompt-template"
+    )
     parser.add_argument("--webhook-secret", help="also require this X-Webhook-Secret header")
     parser.add_argument(
         "--runtime",
@@ -438,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"LOCAL_DEVIN must be standin or real, not {args.devin!r}")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    try:
+        parameters = _overrides(args.param)
+    except ConfigurationRefused as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     # Ctrl-C and SIGTERM ask for a clean stop; the handler only sets a flag, so a second Ctrl-C cannot
     # interrupt the stop half-way and leave a worker or a port behind.
@@ -457,10 +717,18 @@ def main(argv: list[str] | None = None) -> int:
         devin_port=args.devin_port,
         webhook_secret=args.webhook_secret,
         runtime=args.runtime,
+        pagerduty=not args.no_pagerduty,
+        pagerduty_port=args.pagerduty_port,
+        parameters=parameters,
+        routing=args.routing,
+        prompt_template=args.prompt_template,
     )
     try:
         try:
             stack.start()
+        except ConfigurationRefused as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except StackError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -6,6 +6,9 @@ change the template and both follow, with nothing to keep in sync by hand.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 
 FUNCTION = "PagerDutyPostmortemFunction"
+FOLLOW_UP = "FollowUpFunction"
 TABLE = "LedgerTable"
+
+
+class ParameterError(ValueError):
+    """A parameter override that `sam deploy` would refuse; str() is one line naming the parameter and the rule."""
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -84,25 +92,89 @@ def create_ledger_table(dynamodb_client: Any, table_name: str) -> None:
     )
 
 
-def _function_settings(template: dict[str, Any]) -> dict[str, Any]:
+def _function_settings(template: dict[str, Any], function: str = FUNCTION) -> dict[str, Any]:
     """The function's top-level properties over Globals.Function (enough for the scalar ones read here)."""
-    return {**template.get("Globals", {}).get("Function", {}), **resource_properties(FUNCTION, template)}
+    return {**template.get("Globals", {}).get("Function", {}), **resource_properties(function, template)}
 
 
-def function_environment(table_name: str, template: dict[str, Any] | None = None) -> dict[str, str]:
-    """The function's environment as deployed with every parameter at its default, the table named `table_name`."""
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _refusal(declared: Mapping[str, Any], value: str) -> str | None:
+    """Why CloudFormation would refuse `value` for a parameter declared as `declared`, or None."""
+    constraint = declared.get("ConstraintDescription")
+    if declared.get("Type") == "Number":
+        number = _number(value)
+        if number is None:
+            return "must be a number (Type: Number)"
+        allowed = declared.get("AllowedValues")
+        if allowed is not None and number not in {float(v) for v in allowed}:
+            return f"must be one of {', '.join(str(v) for v in allowed)} (AllowedValues)"
+        if "MinValue" in declared and number < float(declared["MinValue"]):
+            return f"must be at least {declared['MinValue']} (MinValue)"
+        if "MaxValue" in declared and number > float(declared["MaxValue"]):
+            return f"must be at most {declared['MaxValue']} (MaxValue)"
+        return None
+    allowed = declared.get("AllowedValues")
+    if allowed is not None and value not in {str(v) for v in allowed}:
+        return f"must be one of {', '.join(str(v) for v in allowed)} (AllowedValues)"
+    if "MinLength" in declared and len(value) < int(declared["MinLength"]):
+        return f"must be at least {declared['MinLength']} character(s) long (MinLength)"
+    if "MaxLength" in declared and len(value) > int(declared["MaxLength"]):
+        return f"must be at most {declared['MaxLength']} character(s) long (MaxLength)"
+    pattern = declared.get("AllowedPattern")
+    # CloudFormation matches the pattern against the whole value.
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        return f"{constraint or 'must match'} (AllowedPattern {pattern})"
+    return None
+
+
+def check_parameters(overrides: Mapping[str, str], template: dict[str, Any] | None = None) -> None:
+    """Refuse, as `sam deploy --parameter-overrides` would, a name the template does not declare or a value its
+    Type, AllowedValues, AllowedPattern, MinLength/MaxLength or MinValue/MaxValue do not allow."""
     template = template if template is not None else load_template()
     parameters = template.get("Parameters", {})
+    for name, value in overrides.items():
+        if name not in parameters:
+            close = difflib.get_close_matches(name, sorted(parameters), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"it has {', '.join(sorted(parameters))}"
+            raise ParameterError(f"template.yaml has no parameter {name!r} ({hint})")
+        problem = _refusal(parameters[name], value)
+        if problem is not None:
+            raise ParameterError(f"parameter {name}={value!r} refused: {problem}")
+
+
+def function_environment(
+    table_name: str,
+    template: dict[str, Any] | None = None,
+    *,
+    function: str = FUNCTION,
+    parameters: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """`function`'s environment as deployed with `parameters` (the others at their default), the table named
+    `table_name`: Globals.Function's variables under the function's own, each Ref resolved as CloudFormation would.
+
+    Raises ParameterError for an override that the template refuses."""
+    template = template if template is not None else load_template()
+    declared = template.get("Parameters", {})
+    overrides = dict(parameters or {})
+    check_parameters(overrides, template)
     variables = {
         **template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}),
-        **resource_properties(FUNCTION, template).get("Environment", {}).get("Variables", {}),
+        **resource_properties(function, template).get("Environment", {}).get("Variables", {}),
     }
 
     def resolve(name: str, value: Any) -> str:
         if isinstance(value, dict) and set(value) == {"Ref"}:
             target = value["Ref"]
-            if target in parameters:
-                return str(parameters[target].get("Default", ""))
+            if target in overrides:
+                return overrides[target]
+            if target in declared:
+                return str(declared[target].get("Default", ""))
             if target == TABLE:
                 return table_name
         if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -123,9 +195,9 @@ class FunctionConfig:
     memory_mb: int
 
 
-def function_config(template: dict[str, Any] | None = None) -> FunctionConfig:
+def function_config(template: dict[str, Any] | None = None, function: str = FUNCTION) -> FunctionConfig:
     template = template if template is not None else load_template()
-    settings = _function_settings(template)
+    settings = _function_settings(template, function)
     return FunctionConfig(
         code_dir=(ROOT / str(settings["CodeUri"])).resolve(),
         handler=str(settings["Handler"]),

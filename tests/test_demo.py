@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from local.pagerduty_standin import sample_record
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +41,7 @@ def _table(stdout: str) -> dict[str, list[str]]:
 def test_the_demo_exits_0_and_says_every_answer_matched(demo: subprocess.CompletedProcess[str]) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "OK: all 12 deliveries answered as the contract says" in demo.stdout
+    assert "all 3 PagerDuty checks held" in demo.stdout
     assert "✗" not in demo.stdout
     assert "Traceback" not in demo.stderr
 
@@ -81,3 +84,16 @@ def test_it_prints_the_ledger_and_the_prompt_devin_received(demo: subprocess.Com
     assert "The prompt Devin received for Q2CKYRLH85UNN4:" in demo.stdout
     assert "<pagerduty-incident>" in demo.stdout
     assert "docs/postmortems/" in demo.stdout
+
+
+def test_it_shows_pagerdutys_timeline_the_note_back_and_the_pull_request_posted_once(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    entries = len(sample_record("Q2CKYRLH85UNN4")["log_entries"])
+
+    assert f"✓ the prompt for Q2CKYRLH85UNN4 carries PagerDuty's timeline: {entries} entries" in demo.stdout
+    note = re.search(r"✓ one note came back on Q2CKYRLH85UNN4, with the session's link:\n\s+(.*)\n", demo.stdout)
+    assert note, demo.stdout
+    assert re.search(r"https://app\.devin\.ai/sessions/devin-[0-9a-f]{32}$", note.group(1))
+    assert len(re.findall(r"→ follow-up run \d .*: HTTP 200 ", demo.stdout)) == 2
+    assert "✓ the pull request's link was posted on Q2CKYRLH85UNN4 once over 2 runs" in demo.stdout

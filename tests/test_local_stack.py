@@ -25,12 +25,14 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from bridge.routing import RoutingError, check_template, parse_routing
 
 from local.apigateway import Gateway, HttpRequest, Route, response_from_result
+from local.pagerduty_standin import PagerDutyStandIn, sample_record
 from local.runtime import Invocation
 from local.send import send
-from local.stack import LocalStack, StackError
-from scripts.make_events import TEST_SIGNING_SECRET
+from local.stack import STANDIN_PAGERDUTY_API_KEY, STANDIN_PAGERDUTY_FROM_EMAIL, LocalStack, StackError
+from scripts.make_events import PAYLOADS_DIR, TEST_SIGNING_SECRET
 from tests.support.events import incident, load_event
 
 pytestmark = pytest.mark.slow
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 # Every wait in these tests is bounded: a hung stack fails a test instead of hanging the suite.
 TIMEOUT = 20.0
+PULL_REQUEST = "https://github.com/acme/checkout/pull/412"
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +91,32 @@ def listening(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
     return False
+
+
+def prompt_data(stack: LocalStack, incident_id: str) -> dict[str, Any]:
+    """The JSON data block of the prompt Devin received for the incident."""
+    [create] = [
+        r.json() for r in stack.devin.create_requests() if f"pagerduty-incident:{incident_id}" in r.json()["tags"]
+    ]
+    block = create["prompt"].split("<pagerduty-incident>\n", 1)[1].split("\n</pagerduty-incident>", 1)[0]
+    return json.loads(block)
+
+
+def follow_up(stack: LocalStack) -> tuple[int, dict[str, Any]]:
+    """Run the scheduled follow-up through the stack's local-only route."""
+    status, _, body = request(stack.port, "POST", "/_local/follow-up")
+    return status, json.loads(body)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """scripts/local's command with a free port and one worker, run to its end."""
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "local.stack", "--port", "0", "--workers", "1", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
 
 
 # --- the contract, end to end
@@ -296,6 +325,165 @@ def test_a_base64_answer_from_the_function_is_decoded_for_the_client() -> None:
     assert (response.status, response.body) == (200, b"\x89PNG")
 
 
+# --- the PagerDuty feature, and the template's parameters
+
+
+def test_with_pagerduty_the_stack_stores_the_key_and_the_from_email_and_points_both_functions_at_the_standin(
+    stack: LocalStack,
+) -> None:
+    names = [f"{stack.parameter_prefix}/pagerduty-api-key", f"{stack.parameter_prefix}/pagerduty-from-email"]
+
+    stored = stack.aws_client("ssm").get_parameters(Names=names, WithDecryption=True)["Parameters"]
+
+    assert {p["Name"]: (p["Type"], p["Value"]) for p in stored} == {
+        names[0]: ("SecureString", STANDIN_PAGERDUTY_API_KEY),
+        names[1]: ("String", STANDIN_PAGERDUTY_FROM_EMAIL),
+    }
+    assert stack.function_env["PAGERDUTY_API_BASE_URL"] == stack.pagerduty.base_url
+    assert stack.follow_up_env["PAGERDUTY_API_BASE_URL"] == stack.pagerduty.base_url
+
+
+def test_with_pagerduty_a_started_incident_has_its_timeline_in_the_prompt_and_one_note_back(stack: LocalStack) -> None:
+    incident_id, body = new_incident()
+
+    _, _, answer = post(stack.url, body)
+
+    assert answer["status"] == "started"
+    timeline = prompt_data(stack, incident_id)["timeline"]
+    assert len(timeline) == len(sample_record(incident_id)["log_entries"])
+    assert timeline[0]["kind"] == "trigger" and timeline[-1]["kind"] == "resolve"
+    [note] = stack.pagerduty.notes_posted(incident_id)
+    assert answer["session_url"] in note["content"]
+
+
+def test_the_follow_up_route_posts_a_pull_requests_link_once_over_two_runs(stack: LocalStack) -> None:
+    incident_id, body = new_incident()
+    _, _, answer = post(stack.url, body)
+    stack.devin.open_pull_request(answer["session_id"], PULL_REQUEST)
+
+    runs = [follow_up(stack), follow_up(stack)]
+
+    assert [status for status, _ in runs] == [200, 200]
+    assert all(report["followed"] >= 1 for _, report in runs)
+    posted = [n["content"] for n in stack.pagerduty.notes_posted(incident_id) if PULL_REQUEST in n["content"]]
+    assert len(posted) == 1
+    [item] = [i for i in stack.ledger_items() if i["incident_id"] == incident_id]
+    assert item["pull_request_urls"] == [PULL_REQUEST]
+
+
+def test_without_pagerduty_no_function_asks_pagerduty_anything_and_the_prompt_has_no_timeline() -> None:
+    # GIVEN a stack without the feature, whose functions are nonetheless pointed at a PagerDuty that listens
+    with (
+        PagerDutyStandIn(serve_samples=True) as listening_pagerduty,
+        LocalStack(
+            port=0,
+            workers=1,
+            pagerduty=False,
+            env={"PAGERDUTY_API_BASE_URL": listening_pagerduty.base_url},
+            function_log=subprocess.DEVNULL,
+        ) as stack,
+    ):
+        incident_id, body = new_incident()
+        # WHEN an incident starts a session, the session opens a pull request and the follow-up runs
+        _, _, answer = post(stack.url, body)
+        stack.devin.open_pull_request(answer["session_id"], PULL_REQUEST)
+        status, report = follow_up(stack)
+        stored = stack.aws_client("ssm").get_parameters_by_path(Path=stack.parameter_prefix)["Parameters"]
+        data = prompt_data(stack, incident_id)
+
+    # THEN the session starts as it always did, with PagerDuty asked nothing and only what was stored before
+    assert answer["status"] == "started"
+    assert "timeline" not in data
+    assert (status, report) == (200, {"followed": 0, "off": True})
+    assert listening_pagerduty.requests == []
+    assert stack.pagerduty is None
+    assert {p["Name"].rsplit("/", 1)[-1] for p in stored} == {
+        "devin-api-key",
+        "devin-org-id",
+        "pagerduty-signing-secret",
+    }
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path, Path]]:
+    """A stack deployed with Urgencies='*', the example routing document and a prompt template."""
+    routing = ROOT / "docs/routing.example.json"
+    template = tmp_path_factory.mktemp("prompt") / "prompt.txt"
+    template.write_text("Write the postmortem of ${service} incident ${incident_number} under ${postmortem_path}.\n")
+    with LocalStack(
+        port=0,
+        workers=1,
+        parameters={"Urgencies": "*"},
+        routing=routing,
+        prompt_template=template,
+        function_log=subprocess.DEVNULL,
+    ) as running:
+        yield running, routing, template
+
+
+def test_param_urgencies_any_makes_a_low_urgency_resolve_start_a_session(
+    configured: tuple[LocalStack, Path, Path],
+) -> None:
+    stack, _, _ = configured
+
+    status, _, answer = post(stack.url, (PAYLOADS_DIR / "incident-resolved-low-urgency.json").read_bytes())
+
+    assert (status, answer["status"]) == (200, "started")
+    assert stack.function_env["URGENCIES"] == stack.follow_up_env["URGENCIES"] == "*"
+
+
+def test_the_routing_document_and_prompt_template_files_go_into_parameter_store(
+    configured: tuple[LocalStack, Path, Path],
+) -> None:
+    stack, routing, template = configured
+    ssm = stack.aws_client("ssm")
+
+    stored = {
+        name: ssm.get_parameter(Name=f"{stack.parameter_prefix}/{name}")["Parameter"]["Value"]
+        for name in ("routing", "prompt-template")
+    }
+
+    assert stored == {
+        "routing": routing.read_text(encoding="utf-8"),
+        "prompt-template": template.read_text(encoding="utf-8"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("param", "named"),
+    [("NoSuchParameter=1", "'NoSuchParameter'"), ("PagerDutyReadSeconds=9", "must be at most 4")],
+    ids=["unknown-name", "above-max-value"],
+)
+def test_a_parameter_sam_deploy_would_refuse_is_one_error_line_and_exit_2(param: str, named: str) -> None:
+    refused = run_cli("--param", param)
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("error: ") and named in line
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "check"),
+    [
+        ("--routing", '{"rules": [{"nme": "payments"}]}', parse_routing),
+        ("--prompt-template", "Postmortem of ${servce}", check_template),
+    ],
+    ids=["routing", "prompt-template"],
+)
+def test_a_broken_routing_document_or_prompt_template_is_refused_at_start_saying_what_is_wrong(
+    tmp_path: Path, option: str, text: str, check: Any
+) -> None:
+    broken = tmp_path / "broken"
+    broken.write_text(text, encoding="utf-8")
+    with pytest.raises(RoutingError) as what:
+        check(text)
+
+    refused = run_cli(option, str(broken))
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.splitlines() == [f"error: {option} {broken}: {what.value}"]
+
+
 # --- the local AWS
 
 
@@ -347,8 +535,10 @@ def test_concurrent_conditional_writes_to_local_aws_have_exactly_one_winner(stac
 
 def test_stop_leaves_no_port_listening_and_no_worker_running(tmp_path: Path) -> None:
     stack = LocalStack(port=0, workers=2, function_log=subprocess.DEVNULL).start()
-    ports = [stack.port, int(stack.aws_endpoint.rsplit(":", 1)[1]), stack.devin.port]
-    workers = [c._process.pid for c in stack._lambda._all]  # noqa: SLF001 - what stop() must end
+    ports = [stack.port, int(stack.aws_endpoint.rsplit(":", 1)[1]), stack.devin.port, stack.pagerduty.port]
+    # What stop() must end: the webhook's workers and the follow-up's.
+    workers = [c._process.pid for service in (stack._lambda, stack._follow_up) for c in service._all]  # noqa: SLF001
+    assert len(workers) == 3
     assert all(listening(port) for port in ports)
 
     stack.stop()
@@ -372,24 +562,18 @@ def test_a_port_in_use_raises_a_stack_error_and_starts_nothing() -> None:
     assert stack._aws is None  # noqa: SLF001 - nothing was left running
 
 
-@pytest.mark.parametrize("option", ["--port", "--aws-port", "--devin-port"])
+@pytest.mark.parametrize("option", ["--port", "--aws-port", "--devin-port", "--pagerduty-port"])
 def test_a_port_in_use_is_one_clear_error_line(option: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
 
-        cli = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "local.stack", "--port", "0", "--workers", "1", option, str(port)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
+        refused = run_cli(option, str(port))
 
-    assert cli.returncode == 1
-    assert cli.stdout == ""
-    assert cli.stderr.splitlines() == [
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.splitlines() == [
         f"error: 127.0.0.1:{port} is already in use (another local stack?); choose another port with {option}"
     ]
 
@@ -412,13 +596,19 @@ def test_ctrl_c_stops_everything_the_cli_started(tmp_path: Path) -> None:
                 break
             banner += line
         ports = [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)", banner)]
-        assert len(set(ports)) == 3, banner  # webhook, moto, Devin stand-in
+        assert len(set(ports)) == 4, banner  # webhook (and the follow-up route), moto, Devin and PagerDuty stand-ins
         assert TEST_SIGNING_SECRET in banner
         assert "python -m local.send events/payloads/incident-resolved-p1.json" in banner
-        # AND it answers
+        # AND it answers, the webhook and the follow-up command it prints
         url = next(u for u in re.findall(r"http://\S+/pagerduty", banner))
         body = (ROOT / "events/payloads/pagey-ping.json").read_bytes()
         assert send(body, url, [TEST_SIGNING_SECRET], timeout=TIMEOUT)[0] == 200
+        command = re.search(r"\.venv/bin/python (-m local\.follow_up --url \S+)", banner)
+        assert command, banner
+        run = subprocess.run(  # noqa: S603
+            [sys.executable, *command.group(1).split()], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT
+        )
+        assert (run.returncode, run.stdout.splitlines()[0]) == (0, "HTTP 200")
 
         # WHEN Ctrl-C arrives
         cli.send_signal(signal.SIGINT)
