@@ -1,6 +1,7 @@
 """Lambda entry point: wires Powertools and maps what happened to each PagerDuty delivery to its HTTP answer.
 
-One delivery flows top to bottom: raw body → authenticated → parsed → selected → session started → answer.
+One delivery flows top to bottom: raw body → authenticated → parsed → selected → session started (or the event
+forwarded to it) → answer; then one summary log line and the metrics say what happened and what it cost.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import os
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from bridge.composer import Composer, route
 from bridge.credentials import Credentials
@@ -31,15 +32,16 @@ from bridge.policy import ROUTING, Delivery, Ignored, select
 from bridge.postmortem import NOTE_SECONDS, Forwarding, NoteWriter, forward_event, start_postmortem
 from bridge.routing import Rule
 from bridge.signature import authenticate
+from bridge.timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, Timings
+from bridge.tracing import Tracing
 
 logger = Logger()
 # At DEBUG botocore logs whole answers, the decrypted SSM parameters among them: whatever level an operator
 # sets for the function, botocore stays at INFO.
 logging.getLogger("botocore").setLevel(logging.INFO)
-# X-Ray traces the two libraries the function calls out with: botocore now, requests when it is first loaded
-# (Dependencies.http). Patching everything Powertools can (its default) also imports sqlite3 and tries a
-# dozen database drivers at every cold start.
-tracer = Tracer(patch_modules=("botocore",))
+# X-Ray (when the deployment turns it on) traces the two libraries the function calls out with: botocore now,
+# requests when it is first loaded (Dependencies.http).
+tracing = Tracing(patch_modules=("botocore",))
 # The template sets the namespace; without one Powertools refuses to flush, and every answer would be lost.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
 app = APIGatewayHttpResolver()
@@ -50,6 +52,14 @@ LEDGER_RESERVE_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 5.0
 # The function's Timeout in template.yaml.
 DEFAULT_TIMEOUT_SECONDS = 25.0
+# Milliseconds each dependency took during the current invocation, and the metric each is published as.
+timings = Timings()
+LATENCY_METRICS = {
+    SSM: "ParameterStoreLatency",
+    DYNAMODB: "LedgerLatency",
+    DEVIN: "DevinLatency",
+    PAGERDUTY: "PagerDutyLatency",
+}
 
 
 @functools.cache
@@ -58,7 +68,11 @@ def dependencies() -> Dependencies:
 
     A failure is not cached: a missing setting answers 500 and the next delivery tries again.
     """
-    return make_dependencies(on_requests_loaded=lambda: tracer.patch(modules=("requests",)))
+    return make_dependencies(timings, on_requests_loaded=tracing.patch_requests)
+
+
+# What the summary log line says about the delivery being handled: its outcome (set where it is decided).
+_summary: dict[str, Any] = {}
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -67,6 +81,12 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 def _count(metric: str) -> None:
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+
+
+def _outcome(outcome: str, metric: str | None = None) -> None:
+    """The delivery's outcome, for the summary line, counted under `metric` (default: the outcome itself)."""
+    _summary["outcome"] = outcome
+    _count(metric or outcome)
 
 
 def _raw_body() -> bytes:
@@ -94,7 +114,7 @@ def _pagerduty(deps: Dependencies, credentials: Credentials) -> PagerDutyClient 
     return PagerDutyClient(
         deps.settings.pagerduty_api_base_url,
         credentials.pagerduty_api_key,
-        deps.http,
+        deps.pagerduty_http,
         from_email=credentials.pagerduty_from_email,
     )
 
@@ -106,7 +126,18 @@ def _record_unavailable(part: str, reason: str) -> None:
 
 def _ignored(why: Ignored) -> Response:
     logger.info("delivery ignored", extra={"reason": why.reason})
-    _count("Ignored")
+    _outcome("ignored", "Ignored")
+    _summary["reason"] = why.kind
+    # Counted twice: in all (above), and by reason class as a dimension, a handful of values (policy.py), never the
+    # free-text reason.
+    with single_metric(
+        name="Ignored",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+        default_dimensions=metrics.default_dimensions,
+    ) as ignored:
+        ignored.add_dimension(name="Reason", value=why.kind)
     return _json(200, {"status": "ignored", "reason": why.reason})
 
 
@@ -128,6 +159,7 @@ def receive_webhook() -> Response:
     deps = dependencies()
     raw_body = _raw_body()
     headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
+    logger.append_keys(webhook_id=headers.get("x-webhook-id"))
     parameters = deps.parameters.get()
     if parameters.refresh_problem is not None:
         logger.warning(
@@ -139,13 +171,16 @@ def receive_webhook() -> Response:
     authenticate(raw_body, headers, credentials)
 
     event = parse_event(raw_body)
-    logger.append_keys(webhook_id=headers.get("x-webhook-id"), event_id=event.id, event_type=event.event_type)
-    selected = select(event, deps.settings)
+    logger.append_keys(event_id=event.id, event_type=event.event_type)
+    selected = select(event, deps.settings, now=time.time())
     if isinstance(selected, Ignored):
         return _ignored(selected)
     logger.append_keys(incident_id=selected.incident_id)
     delivery, rule = _with_routing(selected, parameters)
-    if delivery.start is not None and not delivery.forwardable:
+    if delivery.start is None:
+        # Qualified to start a session: the "no session for a day" alarm compares it with what was started.
+        _count("Qualified")
+    elif not delivery.forwardable:
         return _ignored(delivery.start)
 
     if not (credentials.devin_api_key and credentials.devin_org_id):
@@ -170,7 +205,7 @@ def receive_webhook() -> Response:
             lease_seconds=remaining + LEASE_MARGIN_SECONDS,
         )
     devin = DevinClient(
-        deps.settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.http
+        deps.settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.devin_http
     )
     deadline = time.monotonic() + remaining - LEDGER_RESERVE_SECONDS - (2 * NOTE_SECONDS if notes is not None else 0)
     if delivery.start is None and delivery.incident is not None:
@@ -205,7 +240,7 @@ def receive_webhook() -> Response:
     if outcome.session is None or outcome.ignored is not None:
         return _ignored(outcome.ignored or Ignored("the incident has no session"))
     logger.info(f"postmortem session {outcome.status}", extra={"session_id": outcome.session.session_id})
-    _count({"started": "SessionStarted", "messaged": "Messaged"}.get(outcome.status, "Duplicate"))
+    _outcome(outcome.status, {"started": "SessionStarted", "messaged": "Messaged"}.get(outcome.status, "Duplicate"))
     return _json(
         200,
         {
@@ -223,7 +258,7 @@ def planned_failure(error: BridgeError) -> Response:
         logger.error(error.message, exc_info=error.__cause__)
     else:
         logger.warning(error.message)
-    _count(type(error).__name__)
+    _outcome(error.metric)
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
     return _json(error.status_code, {"message": error.message}, headers)
 
@@ -232,13 +267,37 @@ def planned_failure(error: BridgeError) -> Response:
 def unplanned_failure(error: Exception) -> Response:
     # The answer names nothing: the traceback goes to the log, never to the caller.
     logger.exception("unexpected error")
-    _count("UnexpectedError")
+    _outcome("UnexpectedError")
     return _json(500, {"message": "internal error"})
+
+
+def _summarize(answer: dict[str, Any], began: float) -> None:
+    """One line per delivery: what happened, the HTTP status and the milliseconds in each dependency (no body, no
+    secret); and each dependency's time as a latency metric for the dashboard's percentiles."""
+    spent = timings.milliseconds()
+    logger.info(
+        "delivery",
+        extra={
+            "outcome": _summary.get("outcome", "unknown"),
+            **({"reason": _summary["reason"]} if "reason" in _summary else {}),
+            "http_status": answer.get("statusCode"),
+            **{f"{name}_ms": value for name, value in spent.items()},
+            "total_ms": round((time.perf_counter() - began) * 1000, 1),
+        },
+    )
+    for name, value in spent.items():
+        if value:
+            metrics.add_metric(name=LATENCY_METRICS[name], unit=MetricUnit.Milliseconds, value=value)
 
 
 # clear_state: keys appended for one delivery (incident_id, event_id…) must not leak into the next one's logs.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
+@tracing.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    began = time.perf_counter()
+    _summary.clear()
+    timings.reset()
+    answer = app.resolve(event, context)
+    _summarize(answer, began)
+    return answer

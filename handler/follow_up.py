@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from bridge.dependencies import Dependencies, make_dependencies
@@ -21,10 +21,12 @@ from bridge.devin import DevinClient
 from bridge.follow import Report, follow_up
 from bridge.pagerduty_rest import PagerDutyClient
 from bridge.postmortem import NOTE_SECONDS, NoteWriter
+from bridge.timing import Timings
+from bridge.tracing import Tracing
 
 logger = Logger()
 logging.getLogger("botocore").setLevel(logging.INFO)  # as app.py: DEBUG would log decrypted parameters
-tracer = Tracer(patch_modules=("botocore",))
+tracing = Tracing(patch_modules=("botocore",))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
 
 # Kept back from the run for its last ledger writes.
@@ -34,7 +36,7 @@ DEFAULT_TIMEOUT_SECONDS = 120.0
 
 @functools.cache
 def dependencies() -> Dependencies:
-    return make_dependencies(on_requests_loaded=lambda: tracer.patch(modules=("requests",)))
+    return make_dependencies(Timings(), on_requests_loaded=tracing.patch_requests)
 
 
 def _remaining_seconds(context: Any) -> float:
@@ -43,47 +45,48 @@ def _remaining_seconds(context: Any) -> float:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracing.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     credentials = deps.parameters.get().credentials
     if not credentials.pagerduty_api_key:
         logger.info("follow-up is off: no PagerDuty API key in Parameter Store")
-        _report(Report())
-        return {"followed": 0, "off": True}
+        return _report(Report(), off=True)
     if not (credentials.devin_api_key and credentials.devin_org_id):
         # Nothing can be read; every open session waits for the next run.
         logger.error("follow-up cannot run: the Devin API key or organization id is not configured")
-        _report(Report(failed=1))
-        return {"followed": 0, "off": False}
+        return _report(Report(failed=1))
     settings = deps.settings
     notes = None
     if credentials.writes_pagerduty:
         pagerduty = PagerDutyClient(
             settings.pagerduty_api_base_url,
             credentials.pagerduty_api_key,
-            deps.http,
+            deps.pagerduty_http,
             from_email=credentials.pagerduty_from_email,
         )
         notes = NoteWriter(pagerduty, lease_seconds=2 * NOTE_SECONDS + RESERVE_SECONDS)
     report = follow_up(
         ledger=deps.ledger,
-        devin=DevinClient(settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.http),
+        devin=DevinClient(
+            settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.devin_http
+        ),
         notes=notes,
         follow_up_days=settings.follow_up_days,
         deadline=time.monotonic() + _remaining_seconds(context) - RESERVE_SECONDS,
     )
     logger.info("follow-up run", extra=report.as_dict())
-    _report(report)
-    return report.as_dict()
+    return _report(report)
 
 
-def _report(report: Report) -> None:
-    """The run's counts as metrics, zeros included, so that the dashboard and the alarm always have a point."""
+def _report(report: Report, *, off: bool = False) -> dict[str, Any]:
+    """The run's counts as metrics, zeros included, so that the dashboard and the alarm always have a point; and
+    as the invocation's answer (`off` when the PagerDuty feature is not configured)."""
     for name, value in (
         ("FollowUpFollowed", report.followed),
         ("FollowUpUpdated", report.updated),
         ("FollowUpFailed", report.failed),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return {**report.as_dict(), "off": off}

@@ -4,8 +4,8 @@
 
 The deployed follow-up (FollowUpFunction) runs on its EventBridge schedule; the local stack has no scheduler, so
 it offers `POST /_local/follow-up` instead, which invokes handler/follow_up.py once in its own warm container and
-answers the handler's report: `{"followed", "updated", "failed", "stopped", "left"}`, or `{"followed": 0,
-"off": true}` when no PagerDuty key is in Parameter Store. API Gateway has no such route: this works against a
+answers the handler's report: `{"followed", "updated", "failed", "stopped", "left", "off"}`, `off` true (and
+every count 0) when no PagerDuty key is in Parameter Store. API Gateway has no such route: this works against a
 local stack only. Exits 0 on a 200, 1 on any other status, 2 when the URL cannot be reached.
 """
 

@@ -203,7 +203,8 @@ class LocalStack:
         # Without the PagerDuty stand-in no PagerDuty key is in Parameter Store: the feature is off.
         self.pagerduty_enabled, self.pagerduty_port = pagerduty, pagerduty_port
         # Template parameter overrides, as `sam deploy --parameter-overrides` takes them.
-        self.parameters = dict(parameters or {})
+        # The sample events carry fixed dates: judged by age, every replay of one would be ignored as stale.
+        self.parameters = {"MaxEventAgeHours": "0", **dict(parameters or {})}
         # Files whose text goes into <prefix>/routing and <prefix>/prompt-template.
         self.routing, self.prompt_template = routing, prompt_template
         self.webhook_secret = webhook_secret

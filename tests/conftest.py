@@ -141,6 +141,8 @@ def env(monkeypatch: pytest.MonkeyPatch, devin: DevinStandIn) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "pagerduty-postmortem")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PagerDutyPostmortem")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    # The sample events carry fixed dates in the past: judged by age, every one would be a stale delivery.
+    monkeypatch.setenv("MAX_EVENT_AGE_HOURS", "0")
     for name in (
         "EVENT_TYPES",
         "PRIORITIES",

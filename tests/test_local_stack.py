@@ -394,7 +394,7 @@ def test_without_pagerduty_no_function_asks_pagerduty_anything_and_the_prompt_ha
     # THEN the session starts as it always did, with PagerDuty asked nothing and only what was stored before
     assert answer["status"] == "started"
     assert "timeline" not in data
-    assert (status, report) == (200, {"followed": 0, "off": True})
+    assert (status, report["followed"], report["off"]) == (200, 0, True)
     assert listening_pagerduty.requests == []
     assert stack.pagerduty is None
     assert {p["Name"].rsplit("/", 1)[-1] for p in stored} == {

@@ -52,7 +52,9 @@ class Settings:
     # Event types forwarded as a message to the incident's existing session.
     follow_up_event_types: frozenset[str] = frozenset()
     # How long the scheduled follow-up keeps reading a session.
-    follow_up_days: int = 7
+    follow_up_days: float = 7
+    # An event older than this is a stale or replayed delivery (0: no check). PagerDuty retries for 48 hours.
+    max_event_age_hours: float = 72.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -66,16 +68,17 @@ class Settings:
             max_age = int(_get(env, "POWERTOOLS_PARAMETERS_MAX_AGE", "300"))
             # Not in the template: 60 s suits Devin; the local storm scales it down with PagerDuty's retries.
             settle_seconds = int(_get(env, "DEVIN_SETTLE_SECONDS", "60"))
-            follow_up_days = int(_get(env, "FOLLOW_UP_DAYS", "7"))
+            follow_up_days = float(_get(env, "FOLLOW_UP_DAYS", "7"))
             read_seconds = float(_get(env, "PAGERDUTY_READ_SECONDS", "3"))
+            max_event_age_hours = float(_get(env, "MAX_EVENT_AGE_HOURS", "72"))
         except ValueError as error:
             raise ConfigurationError(
-                "LEDGER_RETENTION_DAYS, POWERTOOLS_PARAMETERS_MAX_AGE and FOLLOW_UP_DAYS must be integers, "
-                "PAGERDUTY_READ_SECONDS a number"
+                "LEDGER_RETENTION_DAYS and POWERTOOLS_PARAMETERS_MAX_AGE must be integers, FOLLOW_UP_DAYS, "
+                "PAGERDUTY_READ_SECONDS and MAX_EVENT_AGE_HOURS numbers"
             ) from error
-        if not 0 <= read_seconds <= 10:
-            # PagerDuty waits 5 s for an answer; a budget beyond that cannot serve the delivery it is for.
-            raise ConfigurationError("PAGERDUTY_READ_SECONDS must be between 0 and 10")
+        if not 0 <= read_seconds <= 4:
+            # PagerDuty waits 5 s for an answer; a budget beyond 4 s cannot serve the delivery it is for.
+            raise ConfigurationError("PAGERDUTY_READ_SECONDS must be between 0 and 4")
         return cls(
             table_name=table_name,
             ssm_prefix=prefix,
@@ -92,5 +95,6 @@ class Settings:
             ),
             pagerduty_read_seconds=read_seconds,
             follow_up_event_types=_csv(_get(env, "FOLLOW_UP_EVENT_TYPES", "")),
-            follow_up_days=max(follow_up_days, 1),
+            follow_up_days=max(follow_up_days, 1.0),
+            max_event_age_hours=max(max_event_age_hours, 0.0),
         )

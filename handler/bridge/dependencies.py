@@ -16,6 +16,7 @@ from botocore.config import Config
 from .config import Settings
 from .ledger import Ledger
 from .parameters import ParameterStore
+from .timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, TimedHttp, Timings
 
 if TYPE_CHECKING:
     import requests
@@ -36,13 +37,16 @@ class Dependencies:
 
     settings: Settings
     parameters: ParameterStore
-    # Called once with "requests" when requests is first loaded, so that X-Ray can patch it (app.py's Tracer).
+    # Milliseconds spent in each dependency during the current invocation (reset by the entry point).
+    timings: Timings
+    # Called once when requests is first loaded, so that X-Ray can patch it (the entry point's Tracer).
     on_requests_loaded: Callable[[], None] = lambda: None
 
     @functools.cached_property
     def ledger(self) -> Ledger:
         with _making:
             client = boto3.client("dynamodb", config=AWS_CONFIG)
+        self.timings.watch_boto_client(client, DYNAMODB)
         return Ledger(client, self.settings.table_name, self.settings.ledger_retention_days)
 
     @functools.cached_property
@@ -54,15 +58,25 @@ class Dependencies:
             self.on_requests_loaded()
             return requests.Session()
 
+    @functools.cached_property
+    def devin_http(self) -> TimedHttp:
+        return TimedHttp(self.http, self.timings, DEVIN)
 
-def make_dependencies(on_requests_loaded: Callable[[], None] = lambda: None) -> Dependencies:
+    @functools.cached_property
+    def pagerduty_http(self) -> TimedHttp:
+        return TimedHttp(self.http, self.timings, PAGERDUTY)
+
+
+def make_dependencies(timings: Timings, on_requests_loaded: Callable[[], None] = lambda: None) -> Dependencies:
     """Built on the first request, not at import. A failure raises (and is not cached by the caller): a missing
     setting answers 500 and the next delivery tries again."""
     settings = Settings.from_env()
     with _making:
         ssm = boto3.client("ssm", config=AWS_CONFIG)
+    timings.watch_boto_client(ssm, SSM)
     return Dependencies(
         settings=settings,
         parameters=ParameterStore(settings.ssm_prefix, SSMProvider(boto3_client=ssm), max_age=settings.secrets_max_age),
+        timings=timings,
         on_requests_loaded=on_requests_loaded,
     )

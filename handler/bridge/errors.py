@@ -1,6 +1,9 @@
-"""Named failures, each carrying the HTTP answer it maps to, so app.py maps them in one place."""
+"""Named failures, each carrying the HTTP answer it maps to and the metric it counts, so app.py maps them in one
+place. The metric names are stable: template.yaml's alarms and dashboard use them."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class BridgeError(Exception):
@@ -8,6 +11,12 @@ class BridgeError(Exception):
 
     status_code = 500
     retry_after: int | None = None
+    metric: ClassVar[str] = "BridgeError"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "metric" not in cls.__dict__:
+            cls.metric = cls.__name__
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -39,6 +48,22 @@ class Unavailable(BridgeError):
 
     status_code = 503
     retry_after = 30
+
+
+class ParameterStoreUnavailable(Unavailable):
+    """SSM Parameter Store (or KMS behind it) could not be read."""
+
+
+class DevinOutage(Unavailable):
+    """Devin answered 429/5xx or could not be reached, or its answer was lost: nothing is recorded as done."""
+
+    metric = "DevinUnavailable"
+
+
+class DevinRefused(BridgeError):
+    """Devin refused the request (credentials, permissions, the request itself): an operator must act."""
+
+    status_code = 502
 
 
 class IncidentInFlight(BridgeError):

@@ -40,7 +40,7 @@ def follow_up(
     ledger: Ledger,
     devin: DevinClient,
     notes: NoteWriter | None,
-    follow_up_days: int,
+    follow_up_days: float,
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
@@ -70,7 +70,7 @@ def _follow(
     ledger: Ledger,
     devin: DevinClient,
     notes: NoteWriter | None,
-    follow_up_days: int,
+    follow_up_days: float,
     deadline: float,
     now: float,
 ) -> tuple[bool, bool, bool]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from .credentials import Credentials, lines
-from .errors import Unavailable
+from .errors import ParameterStoreUnavailable
 from .routing import Routing, RoutingError, check_template, parse_routing
 
 # Parameter names under the prefix (names, not secrets).
@@ -98,13 +98,13 @@ class ParameterStore:
                 raise_on_error=False,
             )
         except Exception as error:  # throttling, network, KMS: all worth a retry by PagerDuty
-            raise Unavailable("could not read the bridge's parameters from SSM") from error
+            raise ParameterStoreUnavailable("could not read the bridge's parameters from SSM") from error
         self._read_before = True
         values = {name: found.get(path) for name, path in self._paths.items()}
         if not any(values.values()):
             # Powertools reports InternalServerError/InvalidKeyId as "every name failed": indistinguishable
             # from nothing configured, and both deserve a retry rather than a cached verdict.
-            raise Unavailable("no bridge parameter could be read from SSM")
+            raise ParameterStoreUnavailable("no bridge parameter could be read from SSM")
         credentials = Credentials(
             devin_api_key=values[DEVIN_API_KEY] or None,
             devin_org_id=(values[DEVIN_ORG_ID] or "").strip() or None,

@@ -4,6 +4,7 @@ rule), be forwarded to a session that exists (FOLLOW_UP_EVENT_TYPES), or nothing
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from .config import Settings
 from .pagerduty import Incident, WebhookEvent, incident_id_of, read_incident
@@ -17,6 +18,7 @@ DATA_TYPE = "data_type"
 MERGED = "merged"
 SEVERITY = "severity"
 ROUTING = "routing"
+STALE = "stale"
 NO_SESSION = "no_session"
 SESSION_GONE = "session_gone"
 
@@ -71,8 +73,20 @@ def starts_early(settings: Settings) -> bool:
     return any(event_type != RESOLVED for event_type in settings.event_types)
 
 
-def select(event: WebhookEvent, settings: Settings) -> Delivery | Ignored:
-    """What this delivery may do, or why it is ignored (answered 2xx all the same)."""
+def _age_hours(occurred_at: str, now: float) -> float | None:
+    """How long ago the event occurred, or None when its time cannot be read."""
+    try:
+        instant = datetime.fromisoformat(occurred_at)
+    except ValueError:
+        return None
+    if instant.tzinfo is None:
+        return None
+    return (now - instant.timestamp()) / 3600
+
+
+def select(event: WebhookEvent, settings: Settings, now: float | None = None) -> Delivery | Ignored:
+    """What this delivery may do, or why it is ignored (answered 2xx all the same). `now` (epoch seconds) judges
+    the event's age; without it, or with MAX_EVENT_AGE_HOURS 0, no delivery is stale."""
     if event.event_type == "pagey.ping":
         return Ignored("ping", PING)
     starts = event.event_type in settings.event_types
@@ -80,6 +94,15 @@ def select(event: WebhookEvent, settings: Settings) -> Delivery | Ignored:
     forward_if_early = event.event_type == RESOLVED and starts_early(settings)
     if not (starts or forward or forward_if_early):
         return Ignored(f"event type {event.event_type} is not configured to start a postmortem", EVENT_TYPE)
+    limit = settings.max_event_age_hours
+    if limit and now is not None and (age := _age_hours(event.occurred_at, now)) is not None and age > limit:
+        # A v3 signature has no timestamp: a captured delivery stays valid for ever, and once the incident's ledger
+        # item has expired a replay would start a new session. PagerDuty itself retries for 48 hours at most.
+        return Ignored(
+            f"event occurred {age:.0f} hours ago, more than MAX_EVENT_AGE_HOURS ({limit:g}): a stale or replayed"
+            " delivery",
+            STALE,
+        )
     not_an_incident = Ignored(f"data type {event.data_type or '(none)'} is not an incident", DATA_TYPE)
     if event.data_type == "incident":
         incident: Incident | None = read_incident(event)

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from .devin import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session, SessionNotFound
-from .errors import BridgeError, IncidentInFlight, Unavailable
+from .errors import DevinOutage, DevinRefused, IncidentInFlight
 from .ledger import NOT_FOUND, STARTED, UNKNOWN, Claim, Held, Lease, Ledger, LedgerUnavailable, Recorded, Refused
 from .notes import NoteText, has_marker, session_note
 from .pagerduty import Incident, WebhookEvent
@@ -69,12 +69,6 @@ class _StillSettling(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"retry in {retry_after} s")
         self.retry_after = retry_after
-
-
-class DevinFailed(BridgeError):
-    """Devin refused the request (credentials, permissions, the request itself): an operator must act."""
-
-    status_code = 502
 
 
 def start_postmortem(
@@ -186,15 +180,15 @@ def forward_event(
             ledger.record_forward(lease, event, confirmed=False)
             return Outcome("messaged", incident_id, session)
         _release_after(ledger.forward_unconfirmed, lease, event)
-        raise Unavailable(
+        raise DevinOutage(
             "Devin's answer to the message was lost; the retry sends it once more", retry_after=5
         ) from error
     except DevinUnavailable as error:
         _release(ledger, lease)
-        raise Unavailable("Devin API unavailable", retry_after=error.retry_after or 30) from error
+        raise DevinOutage("Devin API unavailable", retry_after=error.retry_after or 30) from error
     except DevinRejected as error:
         _release(ledger, lease)
-        raise DevinFailed(str(error)) from error
+        raise DevinRefused(str(error)) from error
     except BaseException:
         _release(ledger, lease)
         raise
@@ -327,21 +321,21 @@ def _guarded[T](ledger: Ledger, claim: Claim, call: Callable[[], T]) -> T:
         return call()
     except _StillSettling as settling:
         _settle(ledger.mark_unknown, claim)
-        raise Unavailable(
+        raise DevinOutage(
             "an earlier attempt's session may still appear; the next delivery will look again",
             retry_after=settling.retry_after,
         ) from None
     except DevinOutcomeUnknown as error:
         _settle(ledger.mark_unknown, claim)
-        raise Unavailable(
+        raise DevinOutage(
             "Devin's answer was lost; the next delivery will look the session up", retry_after=5
         ) from error
     except DevinUnavailable as error:
         _settle(ledger.release, claim)
-        raise Unavailable("Devin API unavailable", retry_after=error.retry_after or 30) from error
+        raise DevinOutage("Devin API unavailable", retry_after=error.retry_after or 30) from error
     except DevinRejected as error:
         _settle(ledger.release, claim)
-        raise DevinFailed(str(error)) from error
+        raise DevinRefused(str(error)) from error
     except BaseException:
         # Something unplanned, maybe after the create was sent: a session may exist, so the retry looks first.
         _settle(ledger.mark_unknown, claim)
