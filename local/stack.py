@@ -87,6 +87,13 @@ PASSED_THROUGH = (
 )
 
 
+# Where scripts/local says that a stack runs, and where (read_state); removed when it stops.
+STATE_FILE = ROOT / ".local-stack.json"
+# What the deployed stack would name its functions (their outputs); locally there is no function name.
+FUNCTION_NAME = "PagerDutyPostmortemFunction"
+FOLLOW_UP_FUNCTION_NAME = "FollowUpFunction"
+
+
 class StackError(RuntimeError):
     """The stack could not start; the message is one line meant for a person."""
 
@@ -258,6 +265,22 @@ class LocalStack:
     @property
     def table_name(self) -> str:
         return self.function_env.get("TABLE_NAME", TABLE_NAME)
+
+    def outputs(self) -> dict[str, str]:
+        """Where the running stack is, as the deployed stack's outputs say it (plus the local endpoints): what
+        scripts/doctor --local and scripts/ledger --local read from STATE_FILE. No secret."""
+        return {
+            "WebhookUrl": self.url,
+            "LedgerTableName": self.table_name,
+            "FunctionName": FUNCTION_NAME,
+            "FollowUpFunctionName": FOLLOW_UP_FUNCTION_NAME,
+            "SsmParameterPrefix": self.parameter_prefix,
+            "AwsEndpoint": self.aws_endpoint,
+            "Region": REGION,
+            "DevinApiBaseUrl": self.devin_url,
+            "PagerDutyApiBaseUrl": self.pagerduty.base_url if self.pagerduty is not None else "",
+            "FollowUpUrl": self.follow_up_url,
+        }
 
     @property
     def exchanges(self) -> list[Any]:
@@ -647,6 +670,32 @@ def _overrides(values: list[str]) -> dict[str, str]:
     return overrides
 
 
+def write_state(stack: LocalStack, path: Path | None = None) -> None:
+    """Tell the operator tools (scripts/doctor --local, scripts/ledger --local) where the running stack is."""
+    path = path or STATE_FILE
+    path.write_text(json.dumps({"pid": os.getpid(), "outputs": stack.outputs()}, indent=2) + "\n", encoding="utf-8")
+
+
+def remove_state(path: Path | None = None) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (path or STATE_FILE).unlink()
+
+
+def read_state(path: Path | None = None) -> dict[str, str]:
+    """The running local stack's outputs; StackError when none is running (the file is missing or stale)."""
+    path = path or STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(state["pid"]), 0)  # still running?
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        raise StackError("no local stack is running: start one with scripts/local") from None
+    except ProcessLookupError:
+        raise StackError(
+            "the local stack that wrote .local-stack.json has stopped: start one with scripts/local"
+        ) from None
+    return dict(state["outputs"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -734,11 +783,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         if not stop.is_set():
+            write_state(stack)
             print(banner(stack), flush=True)
         while not stop.wait(0.5):
             pass
         print("stopping…", flush=True)
     finally:
+        remove_state()
         stack.stop()
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
