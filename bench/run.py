@@ -2,12 +2,14 @@
 
     python -m bench.run            # the full run (minutes): README's `scripts/bench`
     python -m bench.run --quick    # a few hundred iterations, no build, no load test (seconds); the test suite runs it
+    python -m bench.run --only pagerduty    # PagerDuty's record and note on the started path (issue 8) alone
 
 Prints one Markdown table; each row says how its figure was measured. Timings come from fresh interpreters
 set up like a Lambda sandbox (bench.lambda_env): the template's environment, Tracer active, only what Lambda
 has on sys.path, the function's package as scripts/build ships it (and, for one init row, as plain `sam build`
-does). AWS and Devin are answered in-process at the transport boundary (bench.standins), and their own time is
-taken off. docs/performance.md explains the figures; bench.compare sets two versions of the function side by side.
+does). AWS, Devin and PagerDuty are answered in-process at the transport boundary (bench.standins), and their own
+time is taken off; only the slow-PagerDuty rows use a real stand-in on 127.0.0.1, whose sockets time out.
+docs/performance.md explains the figures; bench.compare sets two versions of the function side by side.
 """
 
 from __future__ import annotations
@@ -29,24 +31,46 @@ from bench import package, throughput
 from bench.deliveries import PATHS
 from bench.lambda_env import HANDLER, ROOT, lambda_environ, lambda_path
 
-SECTIONS = ("init", "first", "warm", "package", "throughput")
+SECTIONS = ("init", "first", "warm", "pagerduty", "package", "throughput")
 # The targets of issue 5.
 INIT_RATIO_TARGET = 1.5
 WARM_P50_TARGET = 0.001
 PACKAGE_ZIPPED_TARGET = 2 * 1024 * 1024
+# The target of issue 8: what reading PagerDuty's record and posting the session note add to a warm started
+# delivery, with PagerDuty answering at once.
+ENRICHMENT_TARGET = 0.050
+# The slow-PagerDuty rows: every PagerDuty answer takes this long; the reads may overrun their budget by this much.
+SLOW_LATENCY = 10.0
+SLOW_MARGIN = 0.25
+# PagerDuty waits this long for the webhook's answer, then retries the delivery.
+PAGERDUTY_WAIT = 5.0
+# The warm paths above run without a PagerDuty key (the default deployment): no PagerDuty call at all.
+PAGERDUTY_ON = "started, PagerDuty on (key + from-email)"
 CALL_BUDGET = {
-    "started": "SSM 0, DynamoDB ≤ 2, Devin create 1",
-    "duplicate": "SSM 0, DynamoDB ≤ 1, Devin 0",
-    "ignored": "SSM 0, DynamoDB 0, Devin 0",
-    "unauthorised": "SSM 0, DynamoDB 0, Devin 0",
-    "malformed": "SSM 0, DynamoDB 0, Devin 0",
+    "started": "SSM 0, DynamoDB ≤ 2, Devin create 1, PagerDuty 0",
+    "duplicate": "SSM 0, DynamoDB ≤ 1, Devin 0, PagerDuty 0",
+    "ignored": "SSM 0, DynamoDB 0, Devin 0, PagerDuty 0",
+    "unauthorised": "SSM 0, DynamoDB 0, Devin 0, PagerDuty 0",
+    "malformed": "SSM 0, DynamoDB 0, Devin 0, PagerDuty 0",
+    PAGERDUTY_ON: "SSM 0, DynamoDB ≤ 3, Devin create 1, PagerDuty GET log_entries, alerts, notes 1 each, POST note 1",
 }
 CALL_LIMITS = {
-    "started": {"ssm": 0, "dynamodb": 2, "devin.POST sessions": 1, "devin": 1},
-    "duplicate": {"ssm": 0, "dynamodb": 1, "devin": 0},
-    "ignored": {"ssm": 0, "dynamodb": 0, "devin": 0},
-    "unauthorised": {"ssm": 0, "dynamodb": 0, "devin": 0},
-    "malformed": {"ssm": 0, "dynamodb": 0, "devin": 0},
+    "started": {"ssm": 0, "dynamodb": 2, "devin.POST sessions": 1, "devin": 1, "pagerduty": 0},
+    "duplicate": {"ssm": 0, "dynamodb": 1, "devin": 0, "pagerduty": 0},
+    "ignored": {"ssm": 0, "dynamodb": 0, "devin": 0, "pagerduty": 0},
+    "unauthorised": {"ssm": 0, "dynamodb": 0, "devin": 0, "pagerduty": 0},
+    "malformed": {"ssm": 0, "dynamodb": 0, "devin": 0, "pagerduty": 0},
+    PAGERDUTY_ON: {
+        "ssm": 0,
+        "dynamodb": 3,
+        "devin.POST sessions": 1,
+        "devin": 1,
+        "pagerduty.GET log_entries": 1,
+        "pagerduty.GET alerts": 1,
+        "pagerduty.GET notes": 1,
+        "pagerduty.POST notes": 1,
+        "pagerduty": 4,
+    },
 }
 
 
@@ -60,6 +84,11 @@ class Settings:
     profile_path: str | None
     build: bool
     throughput_seconds: float
+    pagerduty_iterations: int
+    pagerduty_rounds: int
+    pagerduty_profile: bool
+    slow_budgets: tuple[float, ...]  # PAGERDUTY_READ_SECONDS of the slow-PagerDuty rows that run
+    slow_runs: int
     sections: frozenset[str]
     handler: Path
     environ: dict[str, str]
@@ -79,6 +108,10 @@ def _ms(seconds: float) -> str:
     return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
 
 
+def _signed_ms(seconds: float) -> str:
+    return ("+" if seconds >= 0 else "-") + _ms(abs(seconds))
+
+
 def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:.2f} MB"
 
@@ -94,17 +127,28 @@ class Workers:
         self._count = 0
 
     def run(self, *args: str) -> tuple[dict[str, Any], float]:
+        return self.finish(self.start(*args))
+
+    def start(self, *args: str) -> tuple[subprocess.Popen[str], Path, float, tuple[str, ...]]:
+        """Start one measurement without waiting for it (finish() reads its answer)."""
         self._count += 1
         out = self.scratch / f"result-{self._count}.json"
         command = [sys.executable, "-S", "-B", "-m", "bench.worker", args[0], str(out), *args[1:]]
         started = time.perf_counter()
         # stdout is the function's log stream (Logger, Metrics): thrown away, as CloudWatch would take it.
-        done = subprocess.run(  # noqa: S603 - a fixed argv of our own
+        process = subprocess.Popen(  # noqa: S603 - a fixed argv of our own
             command, cwd=ROOT, env=self.environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"bench.worker {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return process, out, started, args
+
+    def finish(
+        self, started: tuple[subprocess.Popen[str], Path, float, tuple[str, ...]]
+    ) -> tuple[dict[str, Any], float]:
+        process, out, began, args = started
+        _, stderr = process.communicate()
+        elapsed = time.perf_counter() - began
+        if process.returncode != 0:
+            raise RuntimeError(f"bench.worker {' '.join(args)} failed:\n{stderr[-3000:]}")
         return json.loads(out.read_text(encoding="utf-8")), elapsed
 
 
@@ -274,6 +318,127 @@ def _merge_calls(per_round: list[dict[str, float]]) -> dict[str, float]:
     return {name: sum(calls.get(name, 0) for calls in per_round) / len(per_round) for name in names}
 
 
+def measure_pagerduty(workers: Workers, chosen: Settings) -> tuple[list[Row], dict[str, Any]]:
+    """The warm started path with PagerDuty off and on, in alternate fresh interpreters (so that drift hits both
+    alike), then started deliveries against a PagerDuty that answers after SLOW_LATENCY."""
+    iterations, rounds = chosen.pagerduty_iterations, chosen.pagerduty_rounds
+    slow_args = [
+        (budget, ("slow", f"{budget:g}", f"{SLOW_LATENCY:g}", str(chosen.slow_runs))) for budget in chosen.slow_budgets
+    ]
+    # --quick: the slow deliveries, which mostly wait for sockets to time out, run alongside the off/on pair.
+    background = {budget: workers.start(*args) for budget, args in slow_args} if chosen.quick else {}
+    off, on = [], []
+    try:
+        for round_ in range(rounds):
+            off.append(workers.run("enrich", str(iterations), "off")[0])
+            profile = chosen.pagerduty_profile and round_ == rounds - 1
+            on.append(workers.run("enrich", str(iterations), "on", *(["profile"] if profile else []))[0])
+    except BaseException:
+        for process, *_ in background.values():
+            process.kill()
+            process.wait()
+        raise
+    over = f"median over {rounds} pairs of warm interpreters, " if rounds > 1 else "one pair of warm interpreters, "
+    how = (
+        f"{over}{iterations} started deliveries each, PagerDuty off and on alternately; on = the parameters hold a "
+        "PagerDuty key and a From address, and PagerDuty (sample_record: 8 log entries, 2 alerts, 2 notes) answers "
+        "in-process at the transport boundary, 0 ms; X-Ray sampled; stand-ins' own time subtracted"
+    )
+
+    def p(results: list[dict[str, Any]], name: str) -> float:
+        return statistics.median(result[name] for result in results)
+
+    added = statistics.median(a["p50"] - b["p50"] for a, b in zip(on, off, strict=True))
+    added_p99 = statistics.median(a["p99"] - b["p99"] for a, b in zip(on, off, strict=True))
+    calls = _merge_calls([result["calls"] for result in on])
+    ok = _calls_ok(PAGERDUTY_ON, calls)
+    rows = [
+        Row(
+            "Calls per request",
+            PAGERDUTY_ON,
+            _calls_text(calls),
+            f"{CALL_BUDGET[PAGERDUTY_ON]} {'met' if ok else 'MISSED'}",
+            f"counted by the stand-ins over the {rounds * iterations} warm started deliveries with PagerDuty on below "
+            "(asserted in tests/test_calls_per_request.py)",
+        ),
+        Row(
+            "PagerDuty enrichment",
+            "warm started, PagerDuty off",
+            f"p50 {_ms(p(off, 'p50'))}, p99 {_ms(p(off, 'p99'))}",
+            "",
+            how,
+        ),
+        Row(
+            "PagerDuty enrichment",
+            "warm started, PagerDuty on (key + from-email)",
+            f"p50 {_ms(p(on, 'p50'))}, p99 {_ms(p(on, 'p99'))}",
+            "",
+            how,
+        ),
+        Row(
+            "PagerDuty enrichment",
+            "added by the reads and the note",
+            f"p50 {_signed_ms(added)}, p99 {_signed_ms(added_p99)}",
+            f"p50 ≤ +{ENRICHMENT_TARGET * 1000:.0f} ms {'met' if added <= ENRICHMENT_TARGET else 'MISSED'}",
+            "on minus off, median of the per-pair differences of the two rows above: 3 GETs, the record in the prompt, "
+            "1 note POST, 1 more UpdateItem",
+        ),
+    ]
+    measured = {float(result) for result in chosen.slow_budgets}
+    for budget in (3.0, 1.0):
+        what = f"slow PagerDuty (every answer {SLOW_LATENCY:g} s), PAGERDUTY_READ_SECONDS={budget:g}"
+        if budget not in measured:
+            rows.append(
+                Row(
+                    "PagerDuty enrichment",
+                    what,
+                    "skipped (--quick)",
+                    "",
+                    "run without --quick (three deliveries of about 5 s)",
+                )
+            )
+            continue
+        args = dict(slow_args)[budget]
+        result = workers.finish(background[budget])[0] if budget in background else workers.run(*args)[0]
+        rows.append(_slow_row(what, budget, result["deliveries"], alongside=budget in background))
+    return rows, (on[-1].get("profile") or {})
+
+
+def _slow_row(what: str, budget: float, deliveries: list[dict[str, Any]], *, alongside: bool) -> Row:
+    figures = []
+    for delivery in deliveries:
+        reads = [r for r in delivery["requests"] if r["what"].startswith("GET ")]
+        notes = [r for r in delivery["requests"] if r["what"].startswith("POST ")]
+        span = (max(r["end"] for r in reads) - min(r["start"] for r in reads)) if reads else 0.0
+        note = sum(r["end"] - r["start"] for r in notes)
+        figures.append((delivery["wall"], span, note, reads, notes))
+    figures.sort(key=lambda figure: figure[0])
+    wall, span, note, reads, notes = figures[len(figures) // 2]  # the median delivery, by wall time
+
+    def listed(requests: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{r['what']} {r['outcome']} after {r['end'] - r['start']:.2f} s" for r in requests) or "none"
+
+    spread = f" (of {len(figures)}: {figures[0][0]:.2f}-{figures[-1][0]:.2f} s)" if len(figures) > 1 else ""
+    sent = {r["what"].split(" ", 1)[1] for r in reads}
+    unsent = [name for name in ("log_entries", "alerts", "notes") if name not in sent]
+    reads_ok = span <= budget + SLOW_MARGIN
+    in_time = wall < PAGERDUTY_WAIT
+    return Row(
+        "PagerDuty enrichment",
+        what,
+        f"answered 200 started after {wall:.2f} s{spread}: reads {span:.2f} s ({listed(reads)}"
+        + (f"; not sent: {', '.join(unsent)}" if unsent else "")
+        + "), "
+        f"session note {note:.2f} s ({listed(notes)}), Devin and the rest {(wall - span - note) * 1000:.0f} ms",
+        f"reads ≤ budget + {SLOW_MARGIN:g} s {'met' if reads_ok else 'MISSED'}; "
+        f"answer < PagerDuty's {PAGERDUTY_WAIT:g} s {'met' if in_time else 'MISSED'}",
+        f"median of {len(figures)} warm started deliveries (the container warmed with PagerDuty answering at once); "
+        "PagerDuty on (key + from-email) against local.pagerduty_standin on 127.0.0.1 with `latency`, real sockets "
+        "so that the client's timeouts fire; AWS and Devin in-process at 0 ms; wall time of lambda_handler, nothing "
+        "subtracted" + ("; --quick: run alongside the off/on pair above" if alongside else ""),
+    )
+
+
 def measure_package(build: bool, scratch: Path) -> list[Row]:
     if build:
         built = package.build_function()
@@ -399,6 +564,10 @@ def settings(argv: list[str] | None) -> Settings:
     parser.add_argument("--first-runs", type=int, help="fresh interpreters per first-request path")
     parser.add_argument("--throughput-seconds", type=float, help="seconds of load per configuration (0: skip)")
     parser.add_argument(
+        "--pagerduty-iterations", type=int, help="warm started deliveries per interpreter, PagerDuty off and on"
+    )
+    parser.add_argument("--pagerduty-rounds", type=int, help="pairs of fresh interpreters, PagerDuty off and on")
+    parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
         help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all)",
@@ -419,6 +588,12 @@ def settings(argv: list[str] | None) -> Settings:
         throughput_seconds=(
             options.throughput_seconds if options.throughput_seconds is not None else (0.0 if quick else 10.0)
         ),
+        pagerduty_iterations=options.pagerduty_iterations or (100 if quick else 1000),
+        pagerduty_rounds=options.pagerduty_rounds or (1 if quick else 5),
+        pagerduty_profile=not quick,
+        # --quick: only the 1 s budget, once (about 4 s); the 3 s one takes 5 s a delivery.
+        slow_budgets=(1.0,) if quick else (3.0, 1.0),
+        slow_runs=1 if quick else 3,
         sections=frozenset(only),
         handler=options.handler.resolve(),
         environ=dict(item.split("=", 1) for item in options.env),
@@ -437,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         workers = Workers(scratch, chosen.handler, chosen.environ)
         rows: list[Row] = []
         profile: dict[str, Any] = {}
+        pagerduty_profile: dict[str, Any] = {}
         if "init" in chosen.sections:
             rows += measure_init(workers, chosen.init_runs)
         if "first" in chosen.sections:
@@ -444,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         if "warm" in chosen.sections:
             warm_rows, profile = measure_warm(workers, chosen.warm_iterations, chosen.warm_rounds, chosen.profile_path)
             rows += warm_rows
+        if "pagerduty" in chosen.sections:
+            pagerduty_rows, pagerduty_profile = measure_pagerduty(workers, chosen)
+            rows += pagerduty_rows
         if "package" in chosen.sections:
             rows += measure_package(chosen.build, scratch)
     if "throughput" in chosen.sections:
@@ -457,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
     if profile:
         print()
         print(render_profile(profile, chosen.profile_path or ""))
+    if pagerduty_profile:
+        print()
+        print(render_profile(pagerduty_profile, PAGERDUTY_ON))
     return 0
 
 

@@ -1,11 +1,16 @@
-"""In-process stand-ins for AWS (SSM, DynamoDB) and the Devin API, answering at the transport boundary.
+"""In-process stand-ins for AWS (SSM, DynamoDB), the Devin API and PagerDuty's REST API, answering at the transport
+boundary.
 
-Both replace only the last step, sending bytes: everything the handler runs in Lambda before and after it
+They replace only the last step, sending bytes: everything the handler runs in Lambda before and after it
 (botocore's serialising, signing, X-Ray subsegments and parsing; requests' preparing, adapter and response
 building) still runs, so the benchmark times the handler's real path. No socket is opened.
 
 - AWS: `botocore.endpoint.Endpoint._send` answers from a small in-memory ledger and a fixed parameter set.
 - Devin: `urllib3`'s `HTTPConnectionPool.urlopen` answers the sessions API with a new session.
+- PagerDuty: the same `urlopen`, for api.pagerduty.com, answers an incident's log entries, alerts and notes with
+  `local.pagerduty_standin.sample_record` (PagerDuty's shapes: classic pagination, 8 log entries, 2 alerts,
+  2 notes, about 14 KB of JSON) and a note post with the created note. It is called only when the parameters
+  hold a PagerDuty key (`FakeAws(pagerduty=True)`), as in a deployment.
 
 Each stand-in counts its calls and the time it spent, so that the benchmark can report calls per request
 and subtract the stand-ins' own time from the handler's.
@@ -19,10 +24,14 @@ import re
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 DEVIN_KEY = "cog_bench_key_0123456789abcdef"
 DEVIN_ORG = "org-bench"
+PAGERDUTY_KEY = "u+benchbenchbenchbench"
+PAGERDUTY_FROM = "postmortem-bot@example.com"
+PAGERDUTY_HOST = "api.pagerduty.com"
 SIGNING_SECRET = "pd-test-signing-secret"  # noqa: S105 - the published test secret of scripts/make_events.py
 PREFIX = "/pagerduty-postmortem"
 REGION = "us-east-1"
@@ -59,7 +68,12 @@ class _Raw:
 class FakeAws:
     """SSM GetParameters and the DynamoDB item calls the ledger makes, answered from memory."""
 
-    def __init__(self, clock: Clock, parameters: dict[str, str] | None = None) -> None:
+    # Not secrets (bridge/parameters.py's SECRET_NAMES), so stored as String; the others as SecureString.
+    PLAIN = ("devin-org-id", "pagerduty-from-email")
+
+    def __init__(self, clock: Clock, parameters: dict[str, str] | None = None, *, pagerduty: bool = False) -> None:
+        """With `pagerduty`, the parameters also hold a PagerDuty key and a From address: the function then reads
+        the incident's record and posts the session note (issue 8)."""
         self.clock = clock
         self.calls: Counter[str] = Counter()
         self.items: dict[str, dict[str, Any]] = {}
@@ -67,6 +81,11 @@ class FakeAws:
             f"{PREFIX}/devin-api-key": DEVIN_KEY,
             f"{PREFIX}/devin-org-id": DEVIN_ORG,
             f"{PREFIX}/pagerduty-signing-secret": SIGNING_SECRET,
+            **(
+                {f"{PREFIX}/pagerduty-api-key": PAGERDUTY_KEY, f"{PREFIX}/pagerduty-from-email": PAGERDUTY_FROM}
+                if pagerduty
+                else {}
+            ),
         }
 
     def install(self) -> None:
@@ -100,7 +119,7 @@ class FakeAws:
             "Parameters": [
                 {
                     "Name": name,
-                    "Type": "String" if name.endswith("devin-org-id") else "SecureString",
+                    "Type": "String" if name.endswith(self.PLAIN) else "SecureString",
                     "Value": self.parameters[name],
                     "Version": 1,
                     "LastModifiedDate": 1767225600.0,
@@ -200,10 +219,134 @@ class FakeDevin:
         HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign]
 
 
-def install() -> tuple[Clock, FakeAws, FakeDevin]:
-    """Put both stand-ins in place in this interpreter (after the handler is imported)."""
+def _response(status: int, document: Any, method: str, url: str, reason: str = "OK") -> Any:
+    import urllib3
+
+    payload = json.dumps(document).encode()
+    return urllib3.HTTPResponse(
+        body=io.BytesIO(payload),
+        headers={"Content-Type": "application/json", "Content-Length": str(len(payload))},
+        status=status,
+        reason=reason,
+        preload_content=False,
+        decode_content=False,
+        request_method=method,
+        request_url=url,
+    )
+
+
+class FakePagerDuty:
+    """PagerDuty's REST API v2 for the calls the function makes: an incident's log entries, alerts and notes (the
+    record of `local.pagerduty_standin.sample_record`, whatever the incident), and a note post. Counts the calls
+    as "METHOD endpoint" (e.g. "GET log_entries", "POST notes")."""
+
+    _PATH = re.compile(r"^/incidents/(?P<id>[^/]+)/(?P<endpoint>log_entries|alerts|notes)/?$")
+
+    def __init__(self, clock: Clock, host: str = PAGERDUTY_HOST) -> None:
+        self.clock = clock
+        self.host = host
+        self.calls: Counter[str] = Counter()
+        self._record: tuple[str, dict[str, Any]] | None = None  # the last incident's, read three times in a row
+
+    def install(self) -> None:
+        from urllib3.connectionpool import HTTPConnectionPool
+
+        fake = self
+        previous = HTTPConnectionPool.urlopen  # Devin's stand-in, when installed first: both chain to the network
+
+        def urlopen(pool: Any, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+            if pool.host != fake.host:
+                return previous(pool, method, url, body=body, headers=headers, **kwargs)
+            started = fake.clock.start()
+            try:
+                return fake._answer(method, url, body, headers or {})
+            finally:
+                fake.clock.stop(started)
+
+        HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign]
+
+    def _answer(self, method: str, url: str, body: Any, headers: Any) -> Any:
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        parts = urlsplit(url)
+        match = self._PATH.match(parts.path)
+        endpoint = match["endpoint"] if match else parts.path
+        self.calls[f"{method} {endpoint}"] += 1
+        if match is None or not (method == "GET" or (method == "POST" and endpoint == "notes")):
+            return _response(404, {"error": {"message": "Not Found", "code": 2100}}, method, url, "Not Found")
+        incident_id = unquote(match["id"])
+        if method == "POST":
+            return self._post_note(incident_id, body, headers, url)
+        record = self._sample(incident_id)
+        if endpoint == "notes":  # not paginated
+            return _response(200, {"notes": record["notes"]}, method, url)
+        query = parse_qs(parts.query)
+        limit = min(int(query.get("limit", ["25"])[-1]), 100)
+        offset = int(query.get("offset", ["0"])[-1])
+        items = record[endpoint]
+        window = items[offset : offset + limit]
+        total = len(items) if query.get("total", [""])[-1] == "true" else None
+        document = {
+            endpoint: window,
+            "limit": limit,
+            "offset": offset,
+            "more": offset + len(window) < len(items),
+            "total": total,
+        }
+        return _response(200, document, method, url)
+
+    def _sample(self, incident_id: str) -> dict[str, Any]:
+        if self._record is None or self._record[0] != incident_id:
+            from local.pagerduty_standin import sample_record
+
+            self._record = (incident_id, sample_record(incident_id))
+        return self._record[1]
+
+    def _post_note(self, incident_id: str, body: Any, headers: Any, url: str) -> Any:
+        sender = str(headers.get("From", "")).strip()
+        content = json.loads(body or b"{}").get("note", {}).get("content")
+        if "@" not in sender or not content:
+            error = {"error": {"message": "Invalid Input Provided", "code": 2001}}
+            return _response(400, error, "POST", url, "Bad Request")
+        note = {
+            "id": "P" + uuid.uuid4().hex[:6].upper(),
+            "user": {
+                "id": "PSTNDIN",
+                "type": "user_reference",
+                "summary": sender,
+                "self": "https://api.pagerduty.com/users/PSTNDIN",
+                "html_url": "https://acme.pagerduty.com/users/PSTNDIN",
+            },
+            "channel": {"summary": "The PagerDuty website or APIs"},
+            "content": content,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return _response(201, {"note": note}, "POST", url, "Created")
+
+
+@dataclass(frozen=True)
+class StandIns:
+    clock: Clock
+    aws: FakeAws
+    devin: FakeDevin
+    pagerduty: FakePagerDuty
+
+    def calls(self) -> dict[str, int]:
+        """Every call made so far, as "service.operation" (e.g. "dynamodb.UpdateItem", "pagerduty.GET notes")."""
+        return {
+            **self.aws.calls,
+            **{f"devin.{name}": count for name, count in self.devin.calls.items()},
+            **{f"pagerduty.{name}": count for name, count in self.pagerduty.calls.items()},
+        }
+
+
+def install(*, pagerduty: bool = False) -> StandIns:
+    """Put the stand-ins in place in this interpreter (after the handler is imported). With `pagerduty`, the
+    parameters hold a PagerDuty key and From address, so that a started delivery reads the record and posts its
+    note; without it the function makes no PagerDuty call (and the stand-in counts none)."""
     clock = Clock()
-    aws, devin = FakeAws(clock), FakeDevin(clock)
+    aws, devin, pager = FakeAws(clock, pagerduty=pagerduty), FakeDevin(clock), FakePagerDuty(clock)
     aws.install()
     devin.install()
-    return clock, aws, devin
+    pager.install()
+    return StandIns(clock, aws, devin, pager)

@@ -82,7 +82,7 @@ def run_load(url: str, senders: int, seconds: float, seed: int = 1) -> tuple[int
     started_ids = [deliveries.new_incident_id() for _ in range(8)]
     prepared = {
         "duplicate": [_body_and_headers(deliveries.for_incident(incident)) for incident in started_ids],
-        "ignored": [_body_and_headers(deliveries.load("resolved-low-urgency-ignored.json"))],
+        "ignored": [_body_and_headers(deliveries.low_urgency())],
     }
     _send_all(host, port, path, prepared["duplicate"])
     _load(host, port, path, prepared, senders, min(2.0, seconds), seed + 1)

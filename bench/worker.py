@@ -12,6 +12,14 @@ Modes:
     warm N SAMPLING [PROFILE]
                          N warm invocations of every path, X-Ray "sampled" or "unsampled"; with PROFILE
                          (a path name), also a cProfile of that path
+    enrich N PAGERDUTY [PROFILE]
+                         N warm started deliveries, with PagerDuty "on" (a key and a From address in the
+                         parameters: the record is read and the session note posted, answered in-process at
+                         0 ms) or "off" (no key: no PagerDuty call); with PROFILE ("profile"), also a cProfile
+    slow BUDGET LATENCY RUNS
+                         with PagerDuty on and PAGERDUTY_READ_SECONDS=BUDGET, against a real PagerDuty stand-in
+                         on 127.0.0.1 (local.pagerduty_standin), which answers every request after LATENCY
+                         seconds: RUNS warm started deliveries, each one's wall time and PagerDuty requests
 
 Until the target is imported this module must import nothing but the standard library's basics, so that
 an init measurement holds only what Lambda would run.
@@ -77,7 +85,7 @@ class Context:
 class Invoker:
     """Calls lambda_handler the way the Lambda runtime does, and times the handler's own share."""
 
-    def __init__(self, sampled: bool = True) -> None:
+    def __init__(self, sampled: bool = True, *, pagerduty: bool = False) -> None:
         import uuid
 
         import app
@@ -87,7 +95,8 @@ class Invoker:
         self._uuid = uuid
         self._sampled = "1" if sampled else "0"
         self.app = app
-        self.clock, self.aws, self.devin = standins.install()
+        self.standins = standins.install(pagerduty=pagerduty)
+        self.clock = self.standins.clock
 
     def __call__(self, event: dict, expected: tuple[int, str | None]) -> tuple[float, float]:
         """(wall clock, CPU time of this thread) of one invocation, the stand-ins' share taken off."""
@@ -108,7 +117,7 @@ class Invoker:
         return elapsed, elapsed_cpu
 
     def calls(self) -> dict[str, int]:
-        return {**self.aws.calls, **{f"devin.{name}": count for name, count in self.devin.calls.items()}}
+        return self.standins.calls()
 
 
 def _summary(samples: list[tuple[float, float]]) -> dict:
@@ -180,6 +189,85 @@ def _warm(n: int, sampled: bool, profile: str | None) -> dict:
     return results
 
 
+def _enrich(n: int, pagerduty: bool, profile: bool) -> dict:
+    """The warm started path alone, with or without PagerDuty's record and note (bench.run pairs the two)."""
+    sys.path[:0] = [_TASK, _LAYER, _RUNTIME]
+    from bench import deliveries
+
+    invoke = Invoker(pagerduty=pagerduty)
+    make = deliveries.makers(deliveries.new_incident_id())["started"]
+    expected = deliveries.EXPECTED["started"]
+    # Warm up: clients, secrets, requests and its X-Ray patch, the PagerDuty client's imports, caches.
+    for _ in range(20):
+        invoke(make(), expected)
+    before = invoke.calls()
+    samples = [invoke(make(), expected) for _ in range(n)]
+    after = invoke.calls()
+    calls = {name: (after.get(name, 0) - before.get(name, 0)) / n for name in after}
+    result = {**_summary(samples), "calls": {name: count for name, count in calls.items() if count}}
+    if profile:
+        result["profile"] = _profile(invoke, make, expected, n)
+    return result
+
+
+def _slow(budget: str, latency: float, runs: int) -> dict:
+    """Started deliveries while PagerDuty takes `latency` seconds to answer anything: what the read budget (and the
+    note's own timeout) make of it. Real sockets, so that the timeouts the client sets are the ones that fire."""
+    from bench import standins
+    from local.pagerduty_standin import PagerDutyStandIn
+
+    # Set before the handler is imported, so that its settings see them whenever it reads them.
+    standin = PagerDutyStandIn(api_key=standins.PAGERDUTY_KEY, serve_samples=True).start()
+    os.environ["PAGERDUTY_API_BASE_URL"] = standin.base_url
+    os.environ["PAGERDUTY_READ_SECONDS"] = budget
+    sys.path[:0] = [_TASK, _LAYER, _RUNTIME]
+    from urllib3.connectionpool import HTTPConnectionPool
+
+    from bench import deliveries
+
+    invoke = Invoker(pagerduty=True)
+    expected = deliveries.EXPECTED["started"]
+    requests: list[dict] = []
+    original = HTTPConnectionPool.urlopen
+
+    def timed(pool, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - urlopen's own signature
+        if pool.port != standin.port:
+            return original(pool, method, url, *args, **kwargs)
+        started = time.perf_counter()
+        outcome = "answered"
+        try:
+            response = original(pool, method, url, *args, **kwargs)
+            outcome = f"HTTP {response.status}"
+            return response
+        except Exception as error:
+            outcome = type(error).__name__
+            raise
+        finally:
+            endpoint = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            requests.append(
+                {"what": f"{method} {endpoint}", "start": started, "end": time.perf_counter(), "outcome": outcome}
+            )
+
+    HTTPConnectionPool.urlopen = timed  # type: ignore[method-assign]
+    try:
+        # Warm up with PagerDuty answering at once: clients, secrets, requests, a kept-alive connection.
+        for _ in range(2):
+            invoke(deliveries.for_incident(deliveries.new_incident_id()), expected)
+        standin.latency = latency
+        deliveries_made = []
+        for _ in range(runs):
+            requests.clear()
+            event = deliveries.for_incident(deliveries.new_incident_id())
+            started = time.perf_counter()
+            invoke(event, expected)
+            wall = time.perf_counter() - started
+            deliveries_made.append({"wall": wall, "requests": list(requests)})
+    finally:
+        standin.latency = 0
+        standin.stop()
+    return {"budget": float(budget), "latency": latency, "deliveries": deliveries_made}
+
+
 # Where each profiled function's time goes: by the file it lives in; the standard library's and C builtins'
 # time goes to whoever called them (see _attribute).
 COMPONENTS = (
@@ -191,9 +279,10 @@ COMPONENTS = (
     ("botocore/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
     ("boto3/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
     ("dateutil/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
-    ("requests/", "requests + urllib3 (the Devin call)"),
-    ("urllib3/", "requests + urllib3 (the Devin call)"),
-    ("idna/", "requests + urllib3 (the Devin call)"),
+    ("local/pagerduty_standin.py", "benchmark stand-ins (subtracted from the timings)"),
+    ("requests/", "requests + urllib3 (the Devin and PagerDuty calls)"),
+    ("urllib3/", "requests + urllib3 (the Devin and PagerDuty calls)"),
+    ("idna/", "requests + urllib3 (the Devin and PagerDuty calls)"),
     ("/task/app.py", "the function's own code (app.py, bridge/)"),
     ("/task/bridge/", "the function's own code (app.py, bridge/)"),
 )
@@ -277,6 +366,10 @@ def main(argv: list[str]) -> None:
         result = _first(argv[2], int(argv[3]))
     elif mode == "warm":
         result = _warm(int(argv[2]), argv[3] == "sampled", argv[4] if len(argv) > 4 else None)
+    elif mode == "enrich":
+        result = _enrich(int(argv[2]), argv[3] == "on", len(argv) > 4 and argv[4] == "profile")
+    elif mode == "slow":
+        result = _slow(argv[2], float(argv[3]), int(argv[4]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     with open(out, "w", encoding="utf-8") as file:

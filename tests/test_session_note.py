@@ -228,3 +228,27 @@ def test_racing_deliveries_post_exactly_one_note(aws) -> None:
         assert len(devin.sessions) == 1
         assert len(posted(pagerduty)) == 1
         assert ledger_item(INCIDENT)["session_note_posted_at"]
+
+
+def test_when_the_reads_used_up_pagerdutys_time_the_note_waits_for_a_later_delivery(
+    pagerduty_writes, pagerduty, invoke, devin, monkeypatch
+) -> None:
+    # GIVEN a read budget of 3.8 s and a PagerDuty that never answers the reads: 0.2 s would be left for the note
+    monkeypatch.setenv("PAGERDUTY_READ_SECONDS", "3.8")
+    pagerduty.add_incident(INCIDENT, **sample_record(INCIDENT))
+    for endpoint in ("log_entries", "alerts", "notes"):
+        pagerduty.enqueue(endpoint, Fault.delay(30))
+
+    began = time.monotonic()
+    answer = invoke(api_event(payload()))
+    took = time.monotonic() - began
+
+    assert answer.body["status"] == "started"
+    assert took < 4.5, f"reads and note took {took:.2f} s: the answer must stay well inside PagerDuty's 5 s"
+    assert posted(pagerduty) == []
+    assert "claim_token" not in ledger_item(INCIDENT)
+
+    later = invoke(api_event(payload()))
+
+    assert later.body["status"] == "duplicate"
+    assert len(posted(pagerduty)) == 1

@@ -26,13 +26,16 @@ logger = Logger(child=True)
 # soon after can miss a session that is about to appear. For this long after an outcome was lost, a lookup
 # that finds nothing answers 503 rather than creating: PagerDuty's retry looks again. (DEVIN_SETTLE_SECONDS)
 SETTLE_SECONDS = 60
-# A note post's own timeout: reads, note and Devin's time together must leave the answer inside PagerDuty's 5 s.
+# A note post's own timeout, at most: the note must not hold the answer of the delivery that posts it.
 NOTE_SECONDS = 2.0
+# With less time than this left for PagerDuty, a note is left for a later delivery or the follow-up.
+MIN_NOTE_SECONDS = 0.5
 
 # What happened to the notes a delivery wanted to post (Outcome.notes).
 POSTED = "posted"
 FAILED = "failed"  # PagerDuty refused or failed, or the ledger could not record it: a later attempt posts it
 HELD = "held"  # someone else holds the incident right now: a later attempt posts it
+DEFERRED = "deferred"  # too little time was left for PagerDuty in this delivery: a later attempt posts it
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Outcome:
     status: str  # "started", "duplicate", "messaged" or "ignored"
     incident_id: str
     session: Session | None
-    notes: str | None = None  # POSTED, FAILED or HELD; None when there was nothing to post
+    notes: str | None = None  # POSTED, FAILED, HELD or DEFERRED; None when there was nothing to post
     ignored: Ignored | None = None  # why, when "ignored"
 
 
@@ -63,6 +66,12 @@ class NoteWriter:
     lease_seconds: float
     post_seconds: float = NOTE_SECONDS
     clock: Callable[[], float] = time.monotonic
+    # How long this delivery's PagerDuty calls may still take in all (the reads took their share already), so that
+    # reads and note together leave the answer well inside PagerDuty's 5 s apart from Devin's own time.
+    time_left: Callable[[], float] | None = None
+
+    def call_seconds(self) -> float:
+        return self.post_seconds if self.time_left is None else min(self.post_seconds, self.time_left())
 
 
 class _StillSettling(Exception):
@@ -266,18 +275,22 @@ def _post(ledger: Ledger, writer: NoteWriter, lease: Lease, wanted: Sequence[Not
     unsure = set(lease.item.get("notes_unconfirmed", ()))
     if lease.taken_over:
         unsure |= {note.marker for note in missing}
+    if missing and writer.call_seconds() < MIN_NOTE_SECONDS:
+        logger.info("too little time left for PagerDuty in this delivery; the note is left for a later one")
+        _release(ledger, lease)
+        return DEFERRED
     existing = None
     try:
         for index, note in enumerate(missing):
             last = index == len(missing) - 1
             if note.marker in unsure:
                 if existing is None:
-                    existing = writer.pagerduty.notes(lease.incident_id, writer.clock() + writer.post_seconds)
+                    existing = writer.pagerduty.notes(lease.incident_id, writer.clock() + writer.call_seconds())
                 if has_marker(existing, note.marker):
                     ledger.note_posted(lease, note.marker, pull_request=note.pull_request, release=last)
                     continue
             try:
-                writer.pagerduty.post_note(lease.incident_id, note.content, writer.clock() + writer.post_seconds)
+                writer.pagerduty.post_note(lease.incident_id, note.content, writer.clock() + writer.call_seconds())
             except PagerDutyOutcomeUnknown:
                 logger.warning("a note's post was sent but its answer was lost; the next attempt looks for it first")
                 ledger.note_unconfirmed(lease, note.marker, release=True)
