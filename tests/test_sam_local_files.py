@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from local.stack import DOCKER_HOST_NAME, SAM_LOCAL_AWS_PORT, SAM_LOCAL_DEVIN_PORT, TABLE_NAME
+from local.stack import DOCKER_HOST_NAME, SAM_LOCAL_AWS_PORT, SAM_LOCAL_DEVIN_PORT, SAM_LOCAL_PAGERDUTY_PORT, TABLE_NAME
 from local.template import FUNCTION, function_routes
 from tests.support.template import function_environment, load_template
 
@@ -54,6 +54,12 @@ def test_the_env_file_points_the_container_at_the_local_stacks_fixed_ports() -> 
     assert variables["TABLE_NAME"] == TABLE_NAME
     assert variables["SSM_PARAMETER_PREFIX"] == function_environment()["SSM_PARAMETER_PREFIX"]
     assert variables["AWS_ENDPOINT_URL"] == f"http://{DOCKER_HOST_NAME}:{SAM_LOCAL_AWS_PORT}"
+    assert variables["PAGERDUTY_API_BASE_URL"] == f"http://{DOCKER_HOST_NAME}:{SAM_LOCAL_PAGERDUTY_PORT}"
+
+
+def test_the_env_file_turns_the_age_check_off_for_the_fixed_date_samples() -> None:
+    # The sample events carry fixed dates: judged by age, sam local invoke would answer every one "ignored".
+    assert _env_file()[FUNCTION]["MAX_EVENT_AGE_HOURS"] == "0"
 
 
 def test_events_has_event_files_besides_env_files() -> None:
