@@ -141,16 +141,7 @@ def read_facts(raw_body: bytes) -> Facts | str:
     event = parse_event(raw_body)
     if event.data_type != "incident":
         return f"not an incident ({event.event_type}): the function ignores it before routing"
-    incident = read_incident(event)
-    return Facts(
-        service_id=incident.service_id,
-        service_name=incident.service_name,
-        team_ids=incident.team_ids,
-        team_names=incident.team_names,
-        priority=incident.priority,
-        urgency=incident.urgency,
-        event_type=event.event_type,
-    )
+    return Facts.of(read_incident(event), event.event_type)
 
 
 def _named(name: str, ident: str) -> str:

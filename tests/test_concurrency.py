@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from typing import Any
 
 import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
-from bridge.errors import IncidentInFlight
 from bridge.ledger import Ledger
 from bridge.pagerduty import parse_event
 from bridge.policy import select
-from bridge.postmortem import start_postmortem
+from bridge.postmortem import Outcome, start_postmortem
 from bridge.prompt import build_session_request
 
 from local.devin_standin import DevinStandIn
 from tests.conftest import DEVIN_KEY, DEVIN_ORG, TABLE, aws_client, ledger_items
 from tests.support.events import incident
-
-
-class OneCallAtATime:
-    """DynamoDB applies each conditional write atomically; moto's in-process backend does not under threads.
-
-    Serialising the API calls gives back the guarantee the real service makes, while the deliveries still
-    overlap everywhere else (the Devin calls, the gaps between ledger calls).
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(**kwargs: Any) -> Any:
-            with self._lock:
-                return method(**kwargs)
-
-        return call
+from tests.support.race import OneCallAtATime, race
 
 
 def test_racing_deliveries_of_one_incident_start_exactly_one_session(aws) -> None:
@@ -50,32 +27,20 @@ def test_racing_deliveries_of_one_incident_start_exactly_one_session(aws) -> Non
         settings = Settings.from_env({"TABLE_NAME": TABLE})
         chosen = select(event, settings).incident
         ledger = Ledger(OneCallAtATime(aws_client("dynamodb")), TABLE, retention_days=90)
-        outcomes: list[str] = []
-        start = threading.Barrier(12)
 
-        def deliver() -> None:
-            devin_client = DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, requests.Session())
-            start.wait()
-            try:
-                outcome = start_postmortem(
-                    chosen,
-                    event,
-                    lambda: build_session_request(chosen, event),
-                    ledger=ledger,
-                    devin=devin_client,
-                    deadline=time.monotonic() + 20,
-                    lease_seconds=30,
-                )
-                outcomes.append(outcome.status)
-            except IncidentInFlight:
-                outcomes.append("in flight")
+        def deliver() -> Outcome:
+            return start_postmortem(
+                chosen,
+                event,
+                lambda: build_session_request(chosen, event),
+                ledger=ledger,
+                devin=DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, requests.Session()),
+                deadline=time.monotonic() + 20,
+                lease_seconds=30,
+            )
 
         # WHEN twelve deliveries arrive at once
-        threads = [threading.Thread(target=deliver) for _ in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = race(12, deliver)
 
         # THEN one started the session; the others were told to come back, or (had the scheduler held one
         # back until the first had finished) were answered with the recorded session

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from typing import Any
 
@@ -13,17 +12,16 @@ import pytest
 import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
-from bridge.errors import IncidentInFlight
 from bridge.ledger import Ledger
 from bridge.pagerduty import parse_event
 from bridge.policy import select
-from bridge.postmortem import Forwarding, forward_event
+from bridge.postmortem import Forwarding, Outcome, forward_event
 
 from local.devin_standin import DevinStandIn, Fault
 from local.pagerduty_standin import sample_record
 from tests.conftest import DEVIN_KEY, DEVIN_ORG, TABLE, aws_client, hold_claim, ledger_item
 from tests.support.events import api_event, incident_event, note_event, payload
-from tests.test_concurrency import OneCallAtATime
+from tests.support.race import OneCallAtATime, race
 
 INCIDENT = "Q2CKYRLH85UNN4"
 ACK = ("incident.acknowledged", "01JPACK0000000000000000001", "2026-03-14T09:15:02.100Z")
@@ -407,30 +405,18 @@ def test_racing_deliveries_of_one_event_send_exactly_one_message(aws) -> None:
             lease_seconds=30,
         )
         delivery = select(parse_event(json.dumps(note()).encode()), settings)
-        outcomes: list[str] = []
-        barrier = threading.Barrier(10)
 
-        def deliver() -> None:
-            client = DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, requests.Session())
-            barrier.wait()
-            try:
-                outcome = forward_event(
-                    delivery.event,
-                    delivery.incident_id,
-                    Forwarding(always=True, compose=lambda item: "a note was added", lease_seconds=30),
-                    ledger=ledger,
-                    devin=client,
-                    deadline=time.monotonic() + 20,
-                )
-                outcomes.append(outcome.status)
-            except IncidentInFlight:
-                outcomes.append("in flight")
+        def deliver() -> Outcome:
+            return forward_event(
+                delivery.event,
+                delivery.incident_id,
+                Forwarding(always=True, compose=lambda item: "a note was added", lease_seconds=30),
+                ledger=ledger,
+                devin=DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, requests.Session()),
+                deadline=time.monotonic() + 20,
+            )
 
-        threads = [threading.Thread(target=deliver) for _ in range(10)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = race(10, deliver)
 
         assert outcomes.count("messaged") == 1
         assert set(outcomes) <= {"messaged", "in flight", "duplicate"}

@@ -4,18 +4,16 @@ through retries, duplicates, concurrent deliveries, lost answers and failures, a
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
-from bridge.errors import IncidentInFlight
 from bridge.ledger import Ledger
 from bridge.pagerduty import parse_event
 from bridge.pagerduty_rest import PagerDutyClient
 from bridge.policy import select
-from bridge.postmortem import NoteWriter, start_postmortem
+from bridge.postmortem import NoteWriter, Outcome, start_postmortem
 from bridge.prompt import build_session_request
 
 from local.devin_standin import DevinStandIn, Fault
@@ -31,7 +29,7 @@ from tests.conftest import (
     ledger_item,
 )
 from tests.support.events import api_event, incident, payload
-from tests.test_concurrency import OneCallAtATime
+from tests.support.race import OneCallAtATime, race
 
 INCIDENT = "Q2CKYRLH85UNN4"
 
@@ -196,33 +194,22 @@ def test_racing_deliveries_post_exactly_one_note(aws) -> None:
         event = parse_event(json.dumps(incident(INCIDENT)).encode())
         chosen = select(event, Settings.from_env({"TABLE_NAME": TABLE})).incident
         ledger = Ledger(OneCallAtATime(aws_client("dynamodb")), TABLE, retention_days=90)
-        outcomes: list[str] = []
-        start = threading.Barrier(12)
 
-        def deliver() -> None:
+        def deliver() -> Outcome:
             http = requests.Session()
             writer = NoteWriter(PagerDutyClient(pagerduty.base_url, PAGERDUTY_KEY, http, from_email=PAGERDUTY_FROM), 10)
-            start.wait()
-            try:
-                outcome = start_postmortem(
-                    chosen,
-                    event,
-                    lambda: build_session_request(chosen, event),
-                    ledger=ledger,
-                    devin=DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, http),
-                    deadline=time.monotonic() + 20,
-                    lease_seconds=30,
-                    notes=writer,
-                )
-                outcomes.append(outcome.status)
-            except IncidentInFlight:
-                outcomes.append("in flight")
+            return start_postmortem(
+                chosen,
+                event,
+                lambda: build_session_request(chosen, event),
+                ledger=ledger,
+                devin=DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, http),
+                deadline=time.monotonic() + 20,
+                lease_seconds=30,
+                notes=writer,
+            )
 
-        threads = [threading.Thread(target=deliver) for _ in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = race(12, deliver)
 
         assert outcomes.count("started") == 1
         assert len(devin.sessions) == 1

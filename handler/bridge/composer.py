@@ -22,17 +22,7 @@ def route(routing: Routing | None, incident: Incident, event: WebhookEvent) -> R
     """The routing rule for an incident about to start a session, or None (no document, or no rule matches)."""
     if routing is None:
         return None
-    return routing.route(
-        Facts(
-            service_id=incident.service_id,
-            service_name=incident.service_name,
-            team_ids=incident.team_ids,
-            team_names=incident.team_names,
-            priority=incident.priority,
-            urgency=incident.urgency,
-            event_type=event.event_type,
-        )
-    )
+    return routing.route(Facts.of(incident, event.event_type))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .pagerduty import clean_text
+from .pagerduty import Incident, clean_text
 
 # What a template may name, as ${name}; prompt.py supplies each value.
 PLACEHOLDERS: frozenset[str] = frozenset(
@@ -85,6 +85,19 @@ class Facts:
     priority: str | None
     urgency: str
     event_type: str
+
+    @classmethod
+    def of(cls, incident: Incident, event_type: str) -> Facts:
+        """What rules match against in an incident's webhook data."""
+        return cls(
+            service_id=incident.service_id,
+            service_name=incident.service_name,
+            team_ids=incident.team_ids,
+            team_names=incident.team_names,
+            priority=incident.priority,
+            urgency=incident.urgency,
+            event_type=event_type,
+        )
 
 
 def _values(facts: Facts, key: str) -> tuple[str | None, ...]:
