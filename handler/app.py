@@ -20,17 +20,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from bridge.composer import Composer, route
-from bridge.credentials import Credentials
 from bridge.dependencies import Dependencies, make_dependencies
-from bridge.devin import DevinClient
 from bridge.errors import BadRequest, BridgeError, ConfigurationError, SetupUnavailable
 from bridge.pagerduty import parse_event
-from bridge.pagerduty_rest import PagerDutyClient
 from bridge.parameters import Parameters
 from bridge.policy import ROUTING, Delivery, Ignored, select
-from bridge.postmortem import NOTE_SECONDS, Forwarding, NoteWriter, forward_event, start_postmortem
-from bridge.routing import Rule
+from bridge.routing import Facts, Rule
 from bridge.signature import authenticate
 from bridge.timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, Timings
 from bridge.tracing import Tracing
@@ -46,10 +41,6 @@ tracing = Tracing(patch_modules=("botocore",))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
 app = APIGatewayHttpResolver()
 
-# Kept back from the Devin call for the ledger writes after it.
-LEDGER_RESERVE_SECONDS = 2.0
-# A claim outlives its invocation by this much, so that it never expires while its holder still runs.
-LEASE_MARGIN_SECONDS = 5.0
 # The function's Timeout in template.yaml.
 DEFAULT_TIMEOUT_SECONDS = 25.0
 # All of one delivery's PagerDuty calls together (reads, then the note): with Devin's own time, well inside the 5 s
@@ -110,18 +101,6 @@ def _remaining_seconds() -> float:
     return remaining_ms() / 1000 if callable(remaining_ms) else DEFAULT_TIMEOUT_SECONDS
 
 
-def _pagerduty(deps: Dependencies, credentials: Credentials) -> PagerDutyClient | None:
-    """PagerDuty's REST API, when its key is configured; without one the function never calls PagerDuty."""
-    if not credentials.pagerduty_api_key:
-        return None
-    return PagerDutyClient(
-        deps.settings.pagerduty_api_base_url,
-        credentials.pagerduty_api_key,
-        deps.pagerduty_http,
-        from_email=credentials.pagerduty_from_email,
-    )
-
-
 def _record_unavailable(part: str, reason: str) -> None:
     logger.warning("part of PagerDuty's record is unavailable", extra={"part": part, "reason": reason})
     _count("PagerDutyReadFailed")
@@ -151,7 +130,8 @@ def _with_routing(delivery: Delivery, parameters: Parameters) -> tuple[Delivery,
     if parameters.setup is None:
         logger.error("cannot start a session: the routing setup is broken", extra={"problem": parameters.setup_problem})
         raise SetupUnavailable("the routing document or prompt template in Parameter Store is invalid")
-    rule = route(parameters.setup.routing, delivery.incident, delivery.event)
+    routing = parameters.setup.routing
+    rule = routing.route(Facts.of(delivery.incident, delivery.event.event_type)) if routing is not None else None
     if rule is not None and rule.skip:
         return delivery.without_start(Ignored(f"routing rule {rule.name!r} skips this incident", ROUTING)), None
     return delivery, rule
@@ -188,60 +168,21 @@ def receive_webhook() -> Response:
 
     if not (credentials.devin_api_key and credentials.devin_org_id):
         raise ConfigurationError("the Devin API key or organization id is not configured")
-    remaining = _remaining_seconds()
-    pagerduty = _pagerduty(deps, credentials)
-    notes = None
-    if pagerduty is not None and credentials.writes_pagerduty:
-        notes = NoteWriter(
-            pagerduty,
-            lease_seconds=2 * NOTE_SECONDS + LEASE_MARGIN_SECONDS,
-            time_left=lambda: PAGERDUTY_SECONDS - timings.milliseconds()[PAGERDUTY] / 1000,
-        )
-    composer = Composer(
-        deps.settings.playbook_id,
-        pagerduty,
-        deps.settings.pagerduty_read_seconds,
-        prompt_template=parameters.setup.prompt_template if parameters.setup is not None else None,
-        on_unavailable=_record_unavailable,
+    # Imported here, not at init: most deliveries are ignored or refused before this point (docs/performance.md).
+    from bridge import handling
+
+    outcome = handling.handle(
+        delivery,
+        rule,
+        handling.Invocation(
+            deps=deps,
+            credentials=credentials,
+            setup=parameters.setup,
+            remaining_seconds=_remaining_seconds(),
+            pagerduty_time_left=lambda: PAGERDUTY_SECONDS - timings.milliseconds()[PAGERDUTY] / 1000,
+            on_unavailable=_record_unavailable,
+        ),
     )
-    forwarding = None
-    if delivery.forwardable:
-        forwarding = Forwarding(
-            always=delivery.forward,
-            compose=functools.partial(composer.message, delivery),
-            lease_seconds=remaining + LEASE_MARGIN_SECONDS,
-        )
-    devin = DevinClient(
-        deps.settings.devin_api_base_url, credentials.devin_api_key, credentials.devin_org_id, deps.devin_http
-    )
-    deadline = time.monotonic() + remaining - LEDGER_RESERVE_SECONDS - (2 * NOTE_SECONDS if notes is not None else 0)
-    if delivery.start is None and delivery.incident is not None:
-        outcome = start_postmortem(
-            delivery.incident,
-            event,
-            functools.partial(composer.session_request, delivery.incident, event, rule),
-            ledger=deps.ledger,
-            devin=devin,
-            deadline=deadline,
-            lease_seconds=remaining + LEASE_MARGIN_SECONDS,
-            settle_seconds=deps.settings.settle_seconds,
-            notes=notes,
-            follow=pagerduty is not None,
-            forwarding=forwarding,
-        )
-    elif forwarding is not None:
-        outcome = forward_event(
-            event,
-            delivery.incident_id,
-            forwarding,
-            ledger=deps.ledger,
-            devin=devin,
-            deadline=deadline,
-            notes=notes,
-            not_started=delivery.start,
-        )
-    else:  # select() gives a start only to incident data, and what cannot start was answered above
-        raise RuntimeError("a delivery that can neither start nor be forwarded reached the ledger")
     if outcome.notes == "failed":
         _count("PagerDutyNoteFailed")
     if outcome.session is None or outcome.ignored is not None:

@@ -13,16 +13,9 @@ from .pagerduty_rest import PagerDutyClient, read_record
 from .policy import Delivery
 from .prompt import SessionRequest, build_message, build_session_request
 from .record import IncidentRecord
-from .routing import Facts, Routing, Rule
+from .routing import Rule
 
 RECORD_PARTS = ("log_entries", "alerts", "notes")
-
-
-def route(routing: Routing | None, incident: Incident, event: WebhookEvent) -> Rule | None:
-    """The routing rule for an incident about to start a session, or None (no document, or no rule matches)."""
-    if routing is None:
-        return None
-    return routing.route(Facts.of(incident, event.event_type))
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from botocore.config import Config
 
 from .config import Settings
-from .ledger import Ledger
 from .parameters import ParameterStore
 from .timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, TimedHttp, Timings
 
 if TYPE_CHECKING:
     import requests
+
+    from .ledger import Ledger
 
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
 
@@ -44,6 +45,8 @@ class Dependencies:
 
     @functools.cached_property
     def ledger(self) -> Ledger:
+        from .ledger import Ledger  # only a delivery that reaches the ledger loads it (and DynamoDB's model)
+
         with _making:
             client = boto3.client("dynamodb", config=AWS_CONFIG)
         self.timings.watch_boto_client(client, DYNAMODB)
