@@ -677,8 +677,11 @@ def write_state(stack: LocalStack, path: Path | None = None) -> None:
 
 
 def remove_state(path: Path | None = None) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (path or STATE_FILE).unlink()
+    """Remove the state file, if this process wrote it: another stack's (or a refused start's) stays."""
+    path = path or STATE_FILE
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text(encoding="utf-8"))["pid"]) == os.getpid():
+            path.unlink()
 
 
 def read_state(path: Path | None = None) -> dict[str, str]:
