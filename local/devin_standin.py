@@ -1,7 +1,8 @@
 """A stand-in for the Devin v3 sessions API on 127.0.0.1, with scripted faults, for tests and local dev.
 
-It speaks the calls the Lambda makes (create, list by tag, get, send a message) over real HTTP/1.1 keep-alive
-connections, keeps every request, session and message in memory for assertions, and misbehaves on cue:
+It speaks the calls the Lambda makes (create, list by tag, get, send a message), and the credential check
+scripts/doctor makes (GET /v3/self), over real HTTP/1.1 keep-alive connections, keeps every request, session
+and message in memory for assertions, and misbehaves on cue:
 `standin.enqueue(Fault.status(503, retry_after="2"), Fault.create_then_reset())` (and enqueue_list, enqueue_get,
 enqueue_message for the other calls), or at random:
 `DevinStandIn(failure_rate=0.1, failure_seed=7)` fails about one create in ten with a transient fault drawn
@@ -42,6 +43,8 @@ from local.http_server import (
 _COLLECTION = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/?$")
 _ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?$")
 _MESSAGES = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/messages/?$")
+# Who the credential is (scripts/doctor's first call); outside any organization, so it is routed apart.
+_SELF = re.compile(r"^/v3/self/?$")
 # The methods each route answers; any other gets 405 with Allow. (The real API also lists a session's messages
 # with GET on _MESSAGES; the stand-in does not.)
 _ROUTES: dict[re.Pattern[str], tuple[str, ...]] = {
@@ -99,6 +102,8 @@ class _Handler(StandInHandler):
     def answer(self, request: RecordedRequest) -> None:
         standin = self.server.standin
         path, query, body = request.path, request.query, request.body
+        if _SELF.match(path):
+            return self._answer_self(standin)
         match = next(filter(None, (pattern.match(path) for pattern in _ROUTES)), None)
         if match is None:
             return self._send(404, _problem(404, f"No route for {path}"), PROBLEM_JSON)
@@ -121,6 +126,14 @@ class _Handler(StandInHandler):
 
     def fault_error(self, status: int, fault: Fault) -> tuple[bytes, str]:
         return _problem(status, "Fault injected by the Devin stand-in"), PROBLEM_JSON
+
+    def _answer_self(self, standin: DevinStandIn) -> None:
+        if self.command != "GET":
+            detail = f"{self.command} is not allowed here"
+            return self._send(405, _problem(405, detail), PROBLEM_JSON, (("Allow", "GET"),))
+        if refusal := standin._key_refusal(self.headers.get("Authorization")):
+            return self._send(*refusal)
+        return self._send(200, json.dumps(standin.whoami()).encode())
 
 
 class DevinStandIn(StandIn):
@@ -147,6 +160,11 @@ class DevinStandIn(StandIn):
             raise ValueError("failure_mix needs at least one fault with a positive weight")
         super().__init__(host, port, latency)
         self.api_key, self.org_id = api_key, org_id
+        # What GET /v3/self says of the credential. org_id defaults to the organization it serves; set it to None
+        # to answer as the docs' example does (an org-scoped service user may get null there).
+        self.service_user_id = "service-user-standin"
+        self.service_user_name = "postmortem-bot"
+        self.self_org_id: str | None = org_id
         self.failure_rate = failure_rate
         self.failure_mix = tuple(failure_mix)
         # Its own generator: the sequence of draws depends on the seed only, not on whoever else uses `random`.
@@ -266,11 +284,26 @@ class DevinStandIn(StandIn):
             self.injected[kind.name] += 1
             return kind.fault
 
-    def _refusal(self, authorization: str | None, org: str) -> tuple[int, bytes, str] | None:
+    def whoami(self) -> dict[str, Any]:
+        """What GET /v3/self answers: the documented shape, `{"principal_type", "service_user_id",
+        "service_user_name", "org_id"}`."""
+        return {
+            "principal_type": "service_user",
+            "service_user_id": self.service_user_id,
+            "service_user_name": self.service_user_name,
+            "org_id": self.self_org_id,
+        }
+
+    def _key_refusal(self, authorization: str | None) -> tuple[int, bytes, str] | None:
         if self.api_key is not None:
             scheme, _, token = (authorization or "").partition(" ")
             if scheme.lower() != "bearer" or token.strip() != self.api_key:
                 return 401, _problem(401, "Missing or invalid API key"), PROBLEM_JSON
+        return None
+
+    def _refusal(self, authorization: str | None, org: str) -> tuple[int, bytes, str] | None:
+        if refusal := self._key_refusal(authorization):
+            return refusal
         if self.org_id is not None and org != self.org_id:
             return 403, _problem(403, f"This credential has no access to organization {org}"), PROBLEM_JSON
         return None

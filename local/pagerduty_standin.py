@@ -5,7 +5,9 @@ It answers the calls the bridge makes to read an incident's record and to write 
 (classic pagination, `{"error": {"message", "code"}}` errors, `Authorization: Token token=<key>`, the `From` header
 on writes), keeps every request and every posted note for assertions, and misbehaves on cue, per endpoint:
 `standin.enqueue("log_entries", Fault.status(429))`, `standin.enqueue("notes_post", Fault.create_then_reset())`.
-Endpoint names are in ENDPOINTS.
+Endpoint names are in ENDPOINTS. It also lists the account's users (`GET /users?query=`), which scripts/doctor
+reads to check that the from-email is a user's: the ones added with `add_user`, and with `serve_samples` any email
+address asked about, as any incident id is an incident.
 
 Sources: [OAS] PagerDuty's OpenAPI schema (PagerDuty/api-schema), [DD] its developer docs (PagerDuty/developer-docs,
 docs/REST-API/NN-*.md by number), [KB] support.pagerduty.com, [CAP-a/b/c] real captured answers (iyusufhpe/
@@ -13,13 +15,14 @@ cope_pagerduty, bradweinstein/pagerduty-challenge, faros-ai/airbyte-connectors).
 
     python -m local.pagerduty_standin --port 8082 --api-key KEY [--latency S] [--read-only]
 
-serves `sample_record(id)` for whatever incident id it is asked about.
+serves `sample_record(id)` for whatever incident id it is asked about, and a user for whatever email address.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
 import uuid
@@ -40,7 +43,7 @@ from local.http_server import (
     serve_until_stopped,
 )
 
-ENDPOINTS = frozenset({"log_entries", "alerts", "notes", "notes_post", "incident", "incidents"})
+ENDPOINTS = frozenset({"log_entries", "alerts", "notes", "notes_post", "incident", "incidents", "users"})
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/incidents/?$"), "incidents"),
@@ -49,6 +52,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/alerts/?$"), "alerts"),
     ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/notes/?$"), "notes"),
     ("POST", re.compile(r"^/incidents/(?P<id>[^/]+)/notes/?$"), "notes_post"),
+    ("GET", re.compile(r"^/users/?$"), "users"),
 )
 
 # Classic pagination ([DD] 09, [OAS] Pagination).
@@ -193,8 +197,11 @@ class PagerDutyStandIn(StandIn):
         super().__init__(host, port, latency)
         self.api_key = api_key  # None: any Authorization is accepted
         self.read_only = read_only  # every POST is refused with 403, as for a read-only API key
-        self.serve_samples = serve_samples  # an unknown incident id gets sample_record(id) instead of a 404
+        # An unknown incident id gets sample_record(id) instead of a 404, and an email address asked about in
+        # GET /users?query= is a user of the account.
+        self.serve_samples = serve_samples
         self._incidents: dict[str, _Incident] = {}
+        self._users: list[dict[str, Any]] = []
         self._faults: dict[str, deque[Fault]] = {endpoint: deque() for endpoint in ENDPOINTS}
 
     def add_incident(
@@ -212,6 +219,13 @@ class PagerDutyStandIn(StandIn):
         of the same id. `add_incident(id, **sample_record(id))` serves the sample.
         """
         self._add(incident_id, incident, log_entries, alerts, notes)
+
+    def add_user(self, email: str, name: str | None = None) -> dict[str, Any]:
+        """Make `email` a user of the account (GET /users lists it); returns the user as PagerDuty shows it."""
+        added = _user(email, name)
+        with self._lock:
+            self._users.append(added)
+        return copy.deepcopy(added)
 
     def notes_posted(self, incident_id: str) -> list[dict[str, Any]]:
         """The notes created through POST /incidents/{id}/notes, oldest first, as they were answered."""
@@ -231,10 +245,11 @@ class PagerDutyStandIn(StandIn):
             self._faults[endpoint].extend(faults)
 
     def reset(self) -> None:
-        """Forget incidents, posted notes, requests and scripted faults (in place, so held references see it)."""
+        """Forget incidents, posted notes, users, requests and scripted faults (in place, so held references see it)."""
         with self._lock:
             self.requests.clear()
             self._incidents.clear()
+            self._users.clear()
             for queue in self._faults.values():
                 queue.clear()
 
@@ -294,6 +309,8 @@ class PagerDutyStandIn(StandIn):
             with self._lock:
                 incidents = [copy.deepcopy(found.incident) for found in self._incidents.values()]
             return _paginate("incidents", incidents, query)
+        if endpoint == "users":
+            return _paginate("users", self._matching_users(query.get("query", [""])[-1]), query)
         found = self._incident(incident_id)
         if found is None:
             return 404, _error(*_NOT_FOUND)
@@ -308,6 +325,17 @@ class PagerDutyStandIn(StandIn):
             if endpoint == "log_entries":
                 return self._log_entries(found, query)
         return self._post_note(found, headers, body)
+
+    def _matching_users(self, wanted: str) -> list[dict[str, Any]]:
+        # `query` filters by name or email, ignoring case ([3P]: PagerDuty's API reference as client libraries quote
+        # it; whether it matches substrings of the email is UNCONFIRMED). No query: every user.
+        needle = wanted.strip().casefold()
+        with self._lock:
+            users = [u for u in self._users if needle in u["name"].casefold() or needle in u["email"].casefold()]
+            users = copy.deepcopy(users)
+        if self.serve_samples and "@" in needle and not any(u["email"].casefold() == needle for u in users):
+            users.append(_user(wanted.strip()))
+        return users
 
     def _log_entries(self, found: _Incident, query: Mapping[str, list[str]]) -> Answer:
         entries = found.log_entries
@@ -354,6 +382,22 @@ class PagerDutyStandIn(StandIn):
             found.posted.append(created)
         # [DD] 05 says creates answer 201, [OAS] says 200 for this one: UNCONFIRMED. Clients accept any 2xx.
         return 201, {"note": copy.deepcopy(created)}
+
+
+def _user(email: str, name: str | None = None) -> dict[str, Any]:
+    """A user as GET /users lists one ([OAS] User, the fields a client reads); the id follows from the email."""
+    user_id = "P" + hashlib.sha256(email.casefold().encode()).hexdigest()[:6].upper()
+    return {
+        "id": user_id,
+        "type": "user",
+        "summary": name or email.split("@")[0],
+        "name": name or email.split("@")[0],
+        "email": email,
+        "role": "user",
+        "time_zone": "America/Denver",
+        "self": f"https://api.pagerduty.com/users/{user_id}",
+        "html_url": f"https://acme.pagerduty.com/users/{user_id}",
+    }
 
 
 def _minimal_incident(incident_id: str) -> dict[str, Any]:

@@ -516,6 +516,54 @@ def test_reset_also_forgets_messages_and_get_and_message_faults(standin: DevinSt
     assert _message(api, standin, sid).status_code == 200
 
 
+# Who the credential is: GET /v3/self (scripts/doctor's first call)
+
+
+def test_self_answers_the_service_user_and_its_org(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.get(f"{standin.base_url}/v3/self", timeout=5)
+
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "principal_type": "service_user",
+        "service_user_id": standin.service_user_id,
+        "service_user_name": standin.service_user_name,
+        "org_id": ORG,
+    }
+    assert standin.sessions == [] and standin.create_requests() == []
+
+
+def test_self_can_answer_a_null_org_as_the_docs_example_does(standin: DevinStandIn, api: requests.Session) -> None:
+    standin.self_org_id = None
+
+    assert api.get(f"{standin.base_url}/v3/self", timeout=5).json()["org_id"] is None
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer cog_wrong", f"Token {KEY}"])
+def test_self_refuses_a_wrong_or_missing_key_with_a_401_problem(
+    standin: DevinStandIn, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    answer = requests.get(f"{standin.base_url}/v3/self", headers=headers, timeout=5)
+
+    assert answer.status_code == 401
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["detail"] == "Missing or invalid API key"
+
+
+def test_self_answers_get_only(standin: DevinStandIn, api: requests.Session) -> None:
+    answer = api.post(f"{standin.base_url}/v3/self", json={}, timeout=5)
+
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET"
+
+
+def test_self_without_a_configured_key_or_org_accepts_any_key_and_answers_a_null_org() -> None:
+    with DevinStandIn() as open_standin:
+        answer = requests.get(f"{open_standin.base_url}/v3/self", headers={"Authorization": "Bearer x"}, timeout=5)
+
+    assert answer.status_code == 200 and answer.json()["org_id"] is None
+
+
 # Concurrency and lifecycle
 
 

@@ -282,3 +282,13 @@ def test_a_failed_lookup_keeps_the_incident_unknown_so_a_later_one_still_finds_t
     after = deliver(invoke)
     assert after.body["session_id"] == devin.sessions[0]["session_id"]
     assert len(devin.sessions) == 1
+
+
+def test_a_devin_key_stored_with_a_trailing_line_break_still_starts_the_session(invoke, devin) -> None:
+    # `aws ssm put-parameter --value file://key.txt` keeps the file's last line break.
+    from tests.conftest import DEVIN_KEY, put_parameter
+
+    put_parameter("devin-api-key", f"{DEVIN_KEY}\n")
+
+    assert deliver(invoke).body["status"] == "started"
+    assert devin.create_requests()[0].headers["authorization"] == f"Bearer {DEVIN_KEY}"

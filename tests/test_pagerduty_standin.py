@@ -394,6 +394,64 @@ def test_serve_samples_answers_any_incident_with_the_sample(api: requests.Sessio
     assert posted.status_code == 201 and len(notes) == 3
 
 
+# The account's users: GET /users?query= (scripts/doctor checks the from-email with it)
+
+
+def _users(api: requests.Session, standin: PagerDutyStandIn, **params: Any) -> requests.Response:
+    return api.get(f"{standin.base_url}/users", params=params, timeout=5)
+
+
+def test_users_lists_the_added_users_matching_the_query_by_email_or_name(
+    standin: PagerDutyStandIn, api: requests.Session
+) -> None:
+    bot = standin.add_user("postmortem-bot@example.com", "Postmortem Bot")
+    laura = standin.add_user("laura@example.com", "Laura Haley")
+
+    by_email = _users(api, standin, query="POSTMORTEM-BOT@example.com")
+    by_name = _users(api, standin, query="haley")
+    everyone = _users(api, standin)
+
+    assert by_email.status_code == 200
+    assert by_email.json() == {"users": [bot], "limit": 25, "offset": 0, "more": False, "total": None}
+    assert bot["email"] == "postmortem-bot@example.com" and bot["type"] == "user" and bot["id"].startswith("P")
+    assert by_name.json()["users"] == [laura]
+    assert everyone.json()["users"] == [bot, laura]
+
+
+def test_users_without_samples_knows_no_one_it_was_not_given(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    answer = _users(api, standin, query="nobody@example.com")
+
+    assert answer.status_code == 200 and answer.json()["users"] == []
+
+
+def test_serve_samples_makes_any_email_address_asked_about_a_user(api: requests.Session) -> None:
+    with PagerDutyStandIn(api_key=KEY, serve_samples=True) as samples:
+        [user] = _users(api, samples, query="anyone@acme.example").json()["users"]
+        by_name = _users(api, samples, query="anyone").json()["users"]
+
+    assert user["email"] == "anyone@acme.example" and user["name"] == "anyone"
+    assert by_name == []  # only an email address is made up
+
+
+def test_users_needs_the_key_and_takes_faults(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.enqueue("users", Fault.status(500))
+
+    refused = requests.get(f"{standin.base_url}/users", timeout=5)
+    failed = _users(api, standin)
+    then = _users(api, standin)
+
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == 2006
+    assert failed.status_code == 500 and then.status_code == 200
+
+
+def test_reset_forgets_users(standin: PagerDutyStandIn, api: requests.Session) -> None:
+    standin.add_user("postmortem-bot@example.com")
+
+    standin.reset()
+
+    assert _users(api, standin).json()["users"] == []
+
+
 # Lifecycle
 
 

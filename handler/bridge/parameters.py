@@ -106,7 +106,7 @@ class ParameterStore:
             # from nothing configured, and both deserve a retry rather than a cached verdict.
             raise ParameterStoreUnavailable("no bridge parameter could be read from SSM")
         credentials = Credentials(
-            devin_api_key=values[DEVIN_API_KEY] or None,
+            devin_api_key=(values[DEVIN_API_KEY] or "").strip() or None,
             devin_org_id=(values[DEVIN_ORG_ID] or "").strip() or None,
             signing_secrets=lines(values[SIGNING_SECRET]),
             webhook_secrets=lines(values[WEBHOOK_SECRET]),
