@@ -7,14 +7,19 @@ deliveries of another qualifying incident, every ignored kind, a forged and an u
 malformed body, then prints a table (delivery → HTTP status → outcome → session). Then PagerDuty's side: the
 P1 prompt carries the incident's timeline from PagerDuty's REST API (the stand-in), one note with the session's
 link came back on the incident, and once the stand-in Devin session opens a pull request, two runs of the
-scheduled follow-up post its link on the incident once. Last, the ledger items and the prompt Devin received
-for the P1 incident. Exits 0 only if every answer is what the contract says, the burst started exactly one
-Devin session and each PagerDuty check held.
+scheduled follow-up post its link on the incident once. Then the ledger items and the prompt Devin received
+for the P1 incident. Last, the lifecycle and routing act, on a second stack that starts sessions early (on
+incident.acknowledged), forwards notes and reopenings to them and routes with docs/routing.example.json: an
+incident acknowledged, annotated and resolved is one session and two messages, the same resolve again is a
+duplicate that sends nothing, and a routed incident's create request carries its rule's playbook, repos and tags.
+Exits 0 only if every answer is what the contract says, the burst started exactly one Devin session, each
+PagerDuty check held and each check of the lifecycle and routing act held.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -37,11 +42,26 @@ from local.send import send
 from local.stack import LocalStack, StackError
 from scripts.make_events import FORGED_SIGNING_SECRET, PAYLOADS_DIR, TEST_SIGNING_SECRET
 
+ROOT = Path(__file__).resolve().parents[1]
 P1_PAYLOAD = "incident-resolved-p1.json"
+NOTE_PAYLOAD = "incident-annotated.json"
 # The pull request the stand-in Devin session "opens" for the P1 incident's postmortem.
 PULL_REQUEST = "https://github.com/acme/checkout/pull/4128"
 DATA_OPEN, DATA_CLOSE = "<pagerduty-incident>", "</pagerduty-incident>"
 FOLLOW_UP_RUNS = 2
+# The lifecycle and routing act's stack: sessions start early, on acknowledgement (or on a resolve when there was
+# none); notes and reopenings reach an open session as messages, and so does the resolve, always.
+LIFECYCLE_PARAMETERS = {
+    "EventTypes": "incident.resolved,incident.acknowledged",
+    "FollowUpEventTypes": "incident.annotated,incident.reopened",
+}
+ROUTING_EXAMPLE = ROOT / "docs" / "routing.example.json"
+# The example's rule that a P1 resolve of the Checkout API (team Payments Platform, high urgency) matches first.
+ROUTED_RULE = "payments P1"
+ACKNOWLEDGED_AT = "2026-03-14T09:15:02.100Z"
+STILL_OPEN = "is still open"
+# The tags every session carries, before a rule's own: the bridge's, the service's and the incident's.
+STANDARD_TAGS = ("pagerduty-postmortem", "service:{service}", "pagerduty-incident:{incident_id}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +99,8 @@ class Row:
 
 @dataclass(frozen=True)
 class Step:
-    """One line of the PagerDuty act: something checked (✓ or ✗) or something done (→), with what it shows."""
+    """One line of an act (PagerDuty's, or the lifecycle and routing one): something checked (✓ or ✗) or something
+    done (→), with what it shows."""
 
     text: str
     details: tuple[str, ...] = ()
@@ -104,6 +125,15 @@ def _incident_id() -> str:
     return "Q" + "".join(secrets.choice(alphabet) for _ in range(13))
 
 
+def _event_id() -> str:
+    # PagerDuty event ids are 26 upper-case letters and digits (ULIDs); a new one per delivery of a new event.
+    return str(uuid.uuid4()).replace("-", "").upper()[:26]
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
 def _another_incident(p1: bytes, incident_id: str) -> bytes:
     """The P1 resolve for another incident, as PagerDuty would send it (ids and links follow the id)."""
     document = json.loads(p1)
@@ -112,8 +142,25 @@ def _another_incident(p1: bytes, incident_id: str) -> bytes:
     data["number"] = data["number"] + 1
     data["self"] = f"https://api.pagerduty.com/incidents/{incident_id}"
     data["html_url"] = f"https://acme.pagerduty.com/incidents/{incident_id}"
-    document["event"]["id"] = str(uuid.uuid4()).replace("-", "").upper()[:26]
-    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+    document["event"]["id"] = _event_id()
+    return _encode(document)
+
+
+def _lifecycle_bodies(p1: bytes, incident_id: str) -> tuple[bytes, bytes, bytes]:
+    """Another incident's acknowledgement, a note on it and its resolve, as PagerDuty would send them: the P1
+    sample's resolve and note, moved to `incident_id`, each event with its own id."""
+    resolve = _another_incident(p1, incident_id)
+    acknowledged = json.loads(resolve)
+    acknowledged["event"].update(id=_event_id(), event_type="incident.acknowledged", occurred_at=ACKNOWLEDGED_AT)
+    acknowledged["event"]["data"]["status"] = "acknowledged"
+    note = json.loads((PAYLOADS_DIR / NOTE_PAYLOAD).read_bytes())
+    note["event"]["id"] = _event_id()
+    note["event"]["data"]["incident"].update(
+        id=incident_id,
+        self=f"https://api.pagerduty.com/incidents/{incident_id}",
+        html_url=f"https://acme.pagerduty.com/incidents/{incident_id}",
+    )
+    return _encode(acknowledged), _encode(note), resolve
 
 
 def _expect(answer: Answer, status: int, outcome: str | None = None, session: str | None = None) -> str | None:
@@ -345,16 +392,173 @@ def pagerduty_act(stack: LocalStack, incident_id: str) -> list[Step]:
     ]
 
 
-def render_steps(stack: LocalStack, steps: list[Step]) -> str:
-    where = stack.pagerduty.base_url if stack.pagerduty is not None else "?"
-    lines = [f"PagerDuty's side (its REST API is the stand-in on {where}):"]
+def _step_lines(steps: list[Step]) -> list[str]:
+    lines = []
     for step in steps:
         mark = "→" if not step.checked else ("✓" if step.problem is None else "✗")
         lines.append(f"  {mark} {step.text}")
         lines.extend(f"      {detail}" for detail in step.details)
         if step.problem is not None:
             lines.append(f"      ✗ {step.problem}")
-    return "\n".join(lines)
+    return lines
+
+
+def render_steps(stack: LocalStack, steps: list[Step]) -> str:
+    where = stack.pagerduty.base_url if stack.pagerduty is not None else "?"
+    return "\n".join([f"PagerDuty's side (its REST API is the stand-in on {where}):", *_step_lines(steps)])
+
+
+def _answer_step(action: str, answer: Answer, problem: str | None, what: str) -> Step:
+    """A check of one delivery's answer: `action` → what was answered, then what it means."""
+    return Step(f"{action} → {answer.status} {answer.outcome}: {what}", problem=problem)
+
+
+def _early_start_step(stack: LocalStack, incident_id: str, answer: Answer) -> Step:
+    text = f'acknowledge → {answer.status} {answer.outcome}: the session starts early; its prompt says "{STILL_OPEN}"'
+    problem = _expect(answer, 200, "started")
+    body = _create_body(stack, incident_id)
+    if body is None:
+        return Step(text, problem=problem or f"no create-session request carried pagerduty-incident:{incident_id}")
+    # What the function says, not what PagerDuty's data says: the data block (as _data_block finds it) is left out.
+    before, _, rest = str(body.get("prompt", "")).partition(DATA_OPEN + "\n")
+    words = " ".join((before + rest.partition("\n" + DATA_CLOSE)[2]).split())
+    at = words.find(STILL_OPEN)
+    if at < 0:
+        return Step(text, problem=problem or f"the prompt does not say {STILL_OPEN!r}")
+    # The sentence that says it, shown whole.
+    start, end = words.rfind(". ", 0, at), words.find(". ", at)
+    sentence = words[start + 2 if start >= 0 else 0 : end + 1 if end >= 0 else len(words)]
+    return Step(text + ":", (sentence,), problem)
+
+
+def _one_session_step(stack: LocalStack, incident_id: str, session_id: str) -> Step:
+    devin = stack.devin
+    tag = f"pagerduty-incident:{incident_id}"
+    creates = [r for r in devin.create_requests() if tag in (r.json().get("tags") or [])] if devin else []
+    messages = devin.messages(session_id) if devin is not None and session_id else []
+    text = f"one create request for {incident_id} and two messages in its session"
+    problems = []
+    if len(creates) != 1:
+        problems.append(f"{len(creates)} create requests carried {tag}, expected exactly 1")
+    if len(messages) != 2:
+        problems.append(f"{len(messages)} messages reached the session, expected exactly 2")
+    details = tuple(f"{n}. {(message.splitlines() or [''])[0]}" for n, message in enumerate(messages, 1))
+    return Step(text + (":" if details else ""), details, "; ".join(problems) or None)
+
+
+def _routing_rule(name: str) -> dict[str, Any] | None:
+    rules = json.loads(ROUTING_EXAMPLE.read_text(encoding="utf-8")).get("rules", [])
+    return next((rule for rule in rules if rule.get("name") == name), None)
+
+
+def _routed_step(stack: LocalStack, incident_id: str, service: str, answer: Answer) -> Step:
+    text = f"the routed incident {incident_id}: its create request carries the playbook, repos and tags of rule"
+    text += f' "{ROUTED_RULE}"'
+    rule = _routing_rule(ROUTED_RULE)
+    if rule is None:
+        return Step(text, problem=f"{ROUTING_EXAMPLE.relative_to(ROOT)} has no rule {ROUTED_RULE!r}")
+    body = _create_body(stack, incident_id)
+    if body is None:
+        started = _expect(answer, 200, "started")
+        return Step(text, problem=started or f"no create-session request carried pagerduty-incident:{incident_id}")
+    standard = [tag.format(service=service, incident_id=incident_id) for tag in STANDARD_TAGS]
+    expected = {
+        "playbook_id": rule.get("playbook_id"),
+        "knowledge_ids": rule.get("knowledge_ids"),
+        "repos": rule.get("repos"),
+        "max_acu_limit": rule.get("max_acu_limit"),
+        "tags": [*standard, *rule.get("tags", [])],
+    }
+    details, problems = [], []
+    for field, want in expected.items():
+        got = body.get(field)
+        details.append(f"{field:<14} {', '.join(map(str, got)) if isinstance(got, list) else got}")
+        if got != want:
+            problems.append(f"{field} is {json.dumps(got)}, expected {json.dumps(want)}")
+    return Step(text + ":", tuple(details), "; ".join(problems) or None)
+
+
+class _Background:
+    """A stack that starts on a thread of its own while something else runs; wait() for it, stop() it in any case."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.up_seconds = 0.0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._boot, name="lifecycle stack", daemon=True)
+
+    def _boot(self) -> None:
+        started = time.monotonic()
+        try:
+            self.stack.start()
+        except BaseException as error:  # raised by wait(); start() already stopped what it had started
+            self._error = error
+        self.up_seconds = time.monotonic() - started
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Until the stack is up; raises what its start raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        # A start still running is waited for: stopping half of it could leave a process behind.
+        if self._thread.ident is not None:
+            self._thread.join()
+        self.stack.stop()
+
+
+def lifecycle_act(stack: LocalStack) -> tuple[list[Row], list[Step]]:
+    """An incident acknowledged (the session starts early), annotated and resolved (two messages to it), the same
+    resolve again (a duplicate that sends nothing), and a P1 resolve of another incident routed by its rule.
+    `stack` runs with LIFECYCLE_PARAMETERS and the routing example; returns the table's rows and the checks."""
+    p1 = (PAYLOADS_DIR / P1_PAYLOAD).read_bytes()
+    incident_id, routed_id = _incident_id(), _incident_id()
+    acknowledged, note, resolve = _lifecycle_bodies(p1, incident_id)
+    rows: list[Row] = []
+
+    def deliver(label: str, body: bytes, status: int, outcome: str, session: str | None = None) -> Answer:
+        answer = _post(stack, body)
+        rows.append(_row(label, answer, _expect(answer, status, outcome, session)))
+        return answer
+
+    started = deliver(f"acknowledged, {incident_id}", acknowledged, 200, "started")
+    session = started.session_id or None
+    noted = deliver("note added on it", note, 200, "messaged", session)
+    resolved = deliver("resolved", resolve, 200, "messaged", session)
+    sent = len(stack.devin.message_requests()) if stack.devin is not None else 0
+    again = deliver("same resolve again", resolve, 200, "duplicate", session)
+    sent_again = len(stack.devin.message_requests()) if stack.devin is not None else 0
+    routed = deliver(f"routed P1 resolve, {routed_id}", _another_incident(p1, routed_id), 200, "started")
+
+    duplicate_problem = _expect(again, 200, "duplicate", session)
+    if duplicate_problem is None and sent_again != sent:
+        duplicate_problem = f"{sent_again - sent} more message requests reached Devin, expected none"
+    service = json.loads(p1)["event"]["data"]["service"]["summary"]
+    steps = [
+        _early_start_step(stack, incident_id, started),
+        _answer_step("annotate", noted, _expect(noted, 200, "messaged", session), "the note went to the same session"),
+        _answer_step(
+            "resolve", resolved, _expect(resolved, 200, "messaged", session), "the resolve went to the same session"
+        ),
+        _answer_step("the same resolve again", again, duplicate_problem, "the same session, and no message sent"),
+        _one_session_step(stack, incident_id, started.session_id),
+        _routed_step(stack, routed_id, service, routed),
+    ]
+    return rows, steps
+
+
+def render_lifecycle(act_stack: _Background, rows: list[Row], steps: list[Step]) -> str:
+    stack = act_stack.stack
+    settings = " ".join(f"{name}={value}" for name, value in stack.parameters.items() if name != "MaxEventAgeHours")
+    header = (
+        f"Lifecycle and routing, on a second stack (up in {act_stack.up_seconds:.1f} s, alongside the first):"
+        f" {settings}, routing {ROUTING_EXAMPLE.relative_to(ROOT)}"
+    )
+    return "\n".join([header, "", render_table(rows), "", *_step_lines(steps)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,17 +578,25 @@ def main(argv: list[str] | None = None) -> int:
 
     log_path = args.logs or Path(tempfile.mkstemp(prefix="pagerduty-bridge-demo-", suffix=".log")[1])
     started = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "w", encoding="utf-8") as log, contextlib.ExitStack() as cleanup:
         stack = LocalStack(port=0, workers=args.workers, devin_latency=args.devin_latency, function_log=log)
         try:
             stack.start()
         except StackError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        # The lifecycle and routing act needs other settings than the contract's defaults: a stack of its own. It
+        # starts while the first one's deliveries run (once the first is up, so that its start-up time is as before);
+        # its deliveries come one at a time, so one warm container will do.
+        act_stack = _Background(
+            LocalStack(port=0, workers=1, function_log=log, parameters=LIFECYCLE_PARAMETERS, routing=ROUTING_EXAMPLE)
+        )
+        cleanup.callback(act_stack.stop)
         try:
             print(
                 f"Local stack up in {time.monotonic() - started:.1f} s: webhook {stack.url}, moto {stack.aws_endpoint}"
             )
+            act_stack.start()
             rows, p1_id = run(stack, args.burst)
             print()
             print(render_table(rows))
@@ -400,20 +612,32 @@ def main(argv: list[str] | None = None) -> int:
             print(_prompt_for(stack, p1_id))
         finally:
             stack.stop()
+        try:
+            act_stack.wait()
+        except StackError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        act_rows, act_steps = lifecycle_act(act_stack.stack)
+        print()
+        print(render_lifecycle(act_stack, act_rows, act_steps))
     problems = [row for row in rows if row.problem is not None]
     checks = [step for step in steps if step.checked]
     failed = [step for step in checks if step.problem is not None]
+    # The act's rows show what went wrong with an answer; its checks (which include the answers) are what count.
+    act_failed = [step for step in act_steps if step.problem is not None]
     print()
     print(f"Function logs: {log_path}")
     if problems:
         print(f"FAILED: {len(problems)} of {len(rows)} deliveries were not answered as the contract says")
     if failed:
         print(f"FAILED: {len(failed)} of {len(checks)} PagerDuty checks did not hold")
-    if problems or failed:
+    if act_failed:
+        print(f"FAILED: {len(act_failed)} of {len(act_steps)} lifecycle and routing checks did not hold")
+    if problems or failed or act_failed:
         return 1
     print(
         f"OK: all {len(rows)} deliveries answered as the contract says; the burst started exactly one session;"
-        f" all {len(checks)} PagerDuty checks held."
+        f" all {len(checks)} PagerDuty checks held; all {len(act_steps)} lifecycle and routing checks held."
     )
     print(f"({time.monotonic() - started:.1f} s)")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from local.pagerduty_standin import sample_record
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
+SESSION = re.compile(r"devin-[0-9a-f]{32}")
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,7 @@ def test_the_demo_exits_0_and_says_every_answer_matched(demo: subprocess.Complet
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "OK: all 12 deliveries answered as the contract says" in demo.stdout
     assert "all 3 PagerDuty checks held" in demo.stdout
+    assert "all 6 lifecycle and routing checks held." in demo.stdout
     assert "✗" not in demo.stdout
     assert "Traceback" not in demo.stderr
 
@@ -97,3 +100,83 @@ def test_it_shows_pagerdutys_timeline_the_note_back_and_the_pull_request_posted_
     assert re.search(r"https://app\.devin\.ai/sessions/devin-[0-9a-f]{32}$", note.group(1))
     assert len(re.findall(r"→ follow-up run \d .*: HTTP 200 ", demo.stdout)) == 2
     assert "✓ the pull request's link was posted on Q2CKYRLH85UNN4 once over 2 runs" in demo.stdout
+
+
+def _lifecycle(stdout: str) -> str:
+    """The lifecycle and routing act's part of the output: from its header to the function logs' line."""
+    act = stdout.partition("Lifecycle and routing, on a second stack")[2]
+    assert act, stdout
+    return act.partition("Function logs:")[0]
+
+
+def test_the_lifecycle_act_runs_on_a_second_stack_with_its_own_settings(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    header = _lifecycle(demo.stdout).splitlines()[0]
+
+    assert (
+        "EventTypes=incident.resolved,incident.acknowledged FollowUpEventTypes=incident.annotated,incident.reopened,"
+        " routing docs/routing.example.json"
+    ) in header
+
+
+def test_acknowledge_annotate_resolve_is_one_session_and_the_same_resolve_again_a_duplicate(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    rows = _table(demo.stdout)
+
+    [(name, (http, outcome, session))] = [(n, cells) for n, cells in rows.items() if n.startswith("acknowledged, ")]
+    assert (http, outcome) == ("200", "started")
+    assert SESSION.fullmatch(session)
+    assert rows["note added on it"] == ["200", "messaged", session]
+    assert rows["resolved"] == ["200", "messaged", session]
+    assert rows["same resolve again"] == ["200", "duplicate", session]
+    incident_id = name.removeprefix("acknowledged, ")
+    assert re.fullmatch(r"[A-Z0-9]{14}", incident_id)
+    act = _lifecycle(demo.stdout)
+    early = re.search(
+        r'✓ acknowledge → 200 started: the session starts early; its prompt says "is still open":\n(.*)', act
+    )
+    assert early, act
+    # The function's own words, not the incident's data.
+    assert "is still open" in early.group(1)
+    assert "pagerduty-incident" not in early.group(1)
+    assert "✓ annotate → 200 messaged: the note went to the same session" in act
+    assert "✓ resolve → 200 messaged: the resolve went to the same session" in act
+    assert "✓ the same resolve again → 200 duplicate: the same session, and no message sent" in act
+    messages = re.search(
+        rf"✓ one create request for {incident_id} and two messages in its session:\n\s+1\. (.*)\n\s+2\. (.*)\n", act
+    )
+    assert messages, act
+    assert "(incident.annotated)" in messages.group(1)
+    assert "(incident.resolved)" in messages.group(2)
+
+
+def test_a_routed_incidents_create_request_carries_its_rules_playbook_repos_and_tags(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    rules = json.loads((ROOT / "docs" / "routing.example.json").read_text(encoding="utf-8"))["rules"]
+    [payments] = [rule for rule in rules if rule["name"] == "payments P1"]
+    rows = _table(demo.stdout)
+
+    [(name, (http, outcome, session))] = [(n, c) for n, c in rows.items() if n.startswith("routed P1 resolve, ")]
+    assert (http, outcome) == ("200", "started")
+    assert SESSION.fullmatch(session)
+    incident_id = name.removeprefix("routed P1 resolve, ")
+    act = _lifecycle(demo.stdout)
+    check = re.search(
+        rf"✓ the routed incident {incident_id}: its create request carries the playbook, repos and tags of rule"
+        rf' "payments P1":\n((?:\s{{6}}.*\n)+)',
+        act,
+    )
+    assert check, act
+    shown = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in check.group(1).splitlines())
+    assert shown == {
+        "playbook_id": payments["playbook_id"],
+        "knowledge_ids": ", ".join(payments["knowledge_ids"]),
+        "repos": ", ".join(payments["repos"]),
+        "max_acu_limit": str(payments["max_acu_limit"]),
+        "tags": ", ".join(
+            ["pagerduty-postmortem", "service:Checkout API", f"pagerduty-incident:{incident_id}", *payments["tags"]]
+        ),
+    }
