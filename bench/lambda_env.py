@@ -9,6 +9,7 @@ X-Ray SDK patches every supported library it can import; so the benchmark's inte
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -82,6 +83,15 @@ def _link(dist: metadata.Distribution, target: Path) -> None:
     for name in _top_level(dist):
         if not (target / name).exists():
             (target / name).symlink_to(base / name)
+        if name.endswith(".py"):
+            # A single-file module (typing_extensions, six) keeps its bytecode in site-packages/__pycache__, and
+            # Python looks for it next to the link: without this link it would be compiled at every import, which
+            # neither the layer (pip compiles what it installs) nor the runtime does.
+            compiled = Path(importlib.util.cache_from_source(str(base / name)))
+            linked = target / "__pycache__" / compiled.name
+            if compiled.is_file() and not linked.exists():
+                linked.parent.mkdir(exist_ok=True)
+                linked.symlink_to(compiled)
 
 
 def lambda_path(scratch: Path, handler: Path = HANDLER) -> dict[str, str]:
@@ -117,11 +127,14 @@ def lambda_path(scratch: Path, handler: Path = HANDLER) -> dict[str, str]:
     return {name: str(folder) for name, folder in folders.items()}
 
 
-def lambda_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The variables a python3.13 Lambda sandbox sets before init, plus the template's for this function.
+def lambda_environ(extra: dict[str, str] | None = None, parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables a python3.13 Lambda sandbox sets before init, plus the template's for this function as
+    deployed with `parameters` (template parameters, the others at their default; e.g. {"Tracing": "PassThrough"}).
 
     `LAMBDA_TASK_ROOT` is what makes Powertools' Tracer (and the X-Ray SDK) believe they run in Lambda: the
     Tracer is enabled, patches the libraries it supports at import, and the SDK switches to its Lambda context.
+    With the `Tracing` parameter at PassThrough the template sets TRACING=PassThrough, and the function makes no
+    Tracer: the X-Ray SDK is never imported, whatever the AWS_XRAY_* variables below say.
     """
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -143,13 +156,13 @@ def lambda_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "benchmark",
         "AWS_SECRET_ACCESS_KEY": "benchmark",  # noqa: S105 - not a secret
         "AWS_SESSION_TOKEN": "benchmark",  # noqa: S105 - not a secret
-        # Tracing: Active in the template, so Lambda runs the X-Ray daemon and sets these.
+        # Read by the X-Ray SDK only: with Tracing Active (the template's default) Lambda runs the daemon there.
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
         "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
         "_AWS_XRAY_DAEMON_PORT": "2000",
         # template.yaml's Environment.Variables with their defaults, read from the template so they cannot drift.
-        **function_environment("pagerduty-postmortem-LedgerTable"),
+        **function_environment("pagerduty-postmortem-LedgerTable", parameters=parameters),
     }
     environ.update(extra or {})
     return environ

@@ -3,10 +3,14 @@
     python -S -B -m bench.worker MODE OUT.json [ARGS...]     (cwd: the repository root)
 
 Modes:
-    init TARGET          time importing TARGET: "app" (handler/app.py as scripts/build ships it), "app-source"
-                         (as plain `sam build` ships it, without bytecode), "boto3", or "floor" (boto3 plus
-                         the Powertools parts the contract requires: Logger, Metrics, Tracer, event handler,
-                         parameters)
+    init TARGET          time importing TARGET: "app" (handler/app.py as scripts/build ships it; traced or not as
+                         the environment's TRACING says), "app-source" (as plain `sam build` ships it, without
+                         bytecode), "boto3", "floor" (boto3 plus the Powertools parts the contract requires:
+                         Logger, Metrics, Tracer, event handler, parameters) or "floor-untraced" (the same without
+                         the Tracer, as the function imports them with tracing off)
+    steps TRACER         import what handler/app.py imports one piece at a time in one interpreter, each piece
+                         timed on top of the previous ones (STEPS): boto3, then Powertools part by part, then the
+                         function's modules, with ("tracer") or without ("no-tracer") the Tracer's step
     first PATH WARM      init, then the first invocation (clients created, secrets fetched) of PATH, then
                          WARM more of the same path for comparison
     warm N SAMPLING [PROFILE]
@@ -43,6 +47,119 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 Logger(); Metrics(namespace="PagerDutyPostmortem"); Tracer(patch_modules=("botocore",)); APIGatewayHttpResolver()
 """
+# With tracing off the function makes no Tracer; `aws_lambda_powertools` still imports the Tracer's module, which
+# loads the X-Ray SDK only when a Tracer is made.
+_FLOOR_UNTRACED = """
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+Logger(); Metrics(namespace="PagerDutyPostmortem"); APIGatewayHttpResolver()
+"""
+
+# What importing handler/app.py does, cut into pieces imported one after the other in one interpreter with the
+# function's sys.path: each piece's time is what it adds to those before it, so a module two pieces share is
+# charged to the first (typing_extensions and asyncio get their own pieces, before the Powertools parts that pull
+# them in). A package's __init__ cannot be skipped by a program that imports one of its modules, so `_bare` lets
+# a package's modules be imported before its __init__ runs (`_complete`), to tell them apart.
+# (name, code, with the Tracer only)
+STEPS = (
+    ("boto3", "import boto3", False),
+    ("typing_extensions (pulled in by Powertools' Logger, Metrics, event handler)", "import typing_extensions", False),
+    (
+        "Powertools Logger (aws_lambda_powertools.logging, Logger())",
+        "_bare('aws_lambda_powertools')\nfrom aws_lambda_powertools.logging import Logger\nLogger()",
+        False,
+    ),
+    (
+        "Powertools Metrics (aws_lambda_powertools.metrics, Metrics())",
+        "from aws_lambda_powertools.metrics import Metrics\nMetrics(namespace='PagerDutyPostmortem')",
+        False,
+    ),
+    (
+        "the rest of aws_lambda_powertools/__init__ (Tracer's module without the SDK, user agent)",
+        "_complete('aws_lambda_powertools')",
+        False,
+    ),
+    (
+        "event handler: api_gateway (APIGatewayHttpResolver())",
+        "_bare('aws_lambda_powertools.event_handler')\n"
+        "from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver\nAPIGatewayHttpResolver()",
+        False,
+    ),
+    ("asyncio (pulled in by the event handler's AppSync resolvers)", "import asyncio", False),
+    (
+        "event handler: the package's other resolvers (its __init__)",
+        "_complete('aws_lambda_powertools.event_handler')",
+        False,
+    ),
+    (
+        "Powertools parameters (SSMProvider; the package imports every provider)",
+        "from aws_lambda_powertools.utilities.parameters import SSMProvider",
+        False,
+    ),
+    (
+        "Powertools Tracer (X-Ray SDK, botocore patched)",
+        "from aws_lambda_powertools import Tracer\nTracer(patch_modules=('botocore',))",
+        True,
+    ),
+    (
+        "app: Powertools' correlation_paths and utilities.typing (LambdaContext)",
+        "import aws_lambda_powertools.logging.correlation_paths, aws_lambda_powertools.utilities.typing",
+        False,
+    ),
+    ("app: bridge.errors, bridge.pagerduty (re, unicodedata)", "import bridge.errors, bridge.pagerduty", False),
+    ("app: bridge.routing (difflib, fnmatch, pathlib)", "import bridge.routing", False),
+    ("app: bridge.credentials, bridge.parameters", "import bridge.credentials, bridge.parameters", False),
+    (
+        "app: bridge.config, bridge.timing, bridge.dependencies (botocore.config)",
+        "import bridge.config, bridge.timing, bridge.dependencies",
+        False,
+    ),
+    (
+        "app: bridge.policy, bridge.signature (hmac), bridge.tracing",
+        "import bridge.policy, bridge.signature, bridge.tracing",
+        False,
+    ),
+    ("app: app.py itself (Logger, Metrics, resolver, routes)", "import app", False),
+)
+
+
+def _bare(name: str) -> None:
+    """Put package `name` in sys.modules without running its __init__, so that its modules import alone."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise SystemExit(f"no package {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    if "." in name:
+        parent, child = name.rsplit(".", 1)
+        setattr(sys.modules[parent], child, module)
+
+
+def _complete(name: str) -> None:
+    """Run the __init__ of a package `_bare` put in place."""
+    module = sys.modules[name]
+    module.__spec__.loader.exec_module(module)  # type: ignore[union-attr]
+
+
+def _steps(tracer: bool) -> dict:
+    import importlib.util  # noqa: F401 - before the clock: _bare needs it
+
+    sys.path[:0] = [_TASK, _LAYER, _RUNTIME]
+    namespace = {"_bare": _bare, "_complete": _complete}
+    times = []
+    for name, code, tracer_only in STEPS:
+        if tracer_only and not tracer:
+            continue
+        started = time.perf_counter(), time.process_time()
+        exec(code, namespace)  # noqa: S102 - fixed benchmark code above
+        times.append(
+            {"step": name, "seconds": time.perf_counter() - started[0], "cpu": time.process_time() - started[1]}
+        )
+    return {"steps": times, "xray": "aws_xray_sdk" in sys.modules}
 
 
 def _time_import(target: str) -> tuple[float, float]:
@@ -56,10 +173,10 @@ def _time_import(target: str) -> tuple[float, float]:
         sys.path[:0] = [_RUNTIME]
         started = time.perf_counter(), time.process_time()
         import boto3  # noqa: F401
-    elif target == "floor":
+    elif target in ("floor", "floor-untraced"):
         sys.path[:0] = [_LAYER, _RUNTIME]
         started = time.perf_counter(), time.process_time()
-        exec(_FLOOR, {})  # noqa: S102 - fixed benchmark code above
+        exec(_FLOOR if target == "floor" else _FLOOR_UNTRACED, {})  # noqa: S102 - fixed benchmark code above
     else:
         raise SystemExit(f"unknown init target {target}")
     return time.perf_counter() - started[0], time.process_time() - started[1]
@@ -361,7 +478,10 @@ def main(argv: list[str]) -> None:
     mode, out = argv[0], argv[1]
     if mode == "init":
         wall, cpu = _time_import(argv[2])
-        result: dict = {"seconds": wall, "cpu": cpu}
+        # Whether the X-Ray SDK was loaded: bench.run checks that the untraced targets did not.
+        result: dict = {"seconds": wall, "cpu": cpu, "xray": "aws_xray_sdk" in sys.modules}
+    elif mode == "steps":
+        result = _steps(argv[2] == "tracer")
     elif mode == "first":
         result = _first(argv[2], int(argv[3]))
     elif mode == "warm":

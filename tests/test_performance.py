@@ -20,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Every row `python -m bench.run` prints, as (section, what).
 ROWS = [
-    ("Init", "import handler/app.py"),
+    ("Init", "import handler/app.py, tracing on"),
+    ("Init", "import handler/app.py, tracing off"),
     ("Init", "import boto3 only"),
-    ("Init", "ratio app / boto3"),
-    ("Init", "floor: boto3 + required Powertools"),
+    ("Init", "ratio app / boto3, tracing on"),
+    ("Init", "ratio app / boto3, tracing off"),
+    ("Init", "floor, tracing on: boto3 + required Powertools"),
+    ("Init", "floor, tracing off: boto3 + required Powertools without the Tracer"),
     ("Init", "import handler/app.py, plain `sam build`"),
     ("First request", "started: first invocation after init"),
     ("First request", "ignored: first invocation after init"),

@@ -1,8 +1,8 @@
 """X-Ray tracing as a deploy-time choice (template parameter `Tracing`, passed as TRACING: Active or PassThrough;
 Powertools' own POWERTOOLS_TRACE_DISABLED turns it off too).
 
-Powertools' Tracer loads the X-Ray SDK when it is made, even when tracing is disabled: about 150 ms of every cold
-start (docs/performance.md). With tracing off, no Tracer is made at all.
+Powertools' Tracer loads the X-Ray SDK when it is made, even when tracing is disabled: 11-16 ms of every cold start
+on the benchmark machine (docs/performance.md, Init). With tracing off, no Tracer is made at all.
 """
 
 from __future__ import annotations
