@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from .devin import DevinClient, DevinError, SessionNotFound, SessionState
-from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus
+from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus, recorded_session
 from .notes import NoteText, pull_request_note, session_note
 from .postmortem import FAILED, NoteWriter, post_notes
 
@@ -123,7 +123,8 @@ def _changed(item: Mapping[str, Any], state: SessionState) -> bool:
 def _wanted_notes(item: Mapping[str, Any], state: SessionState | None) -> list[NoteText]:
     wanted = []
     if not item.get("session_note_posted_at"):
-        wanted.append(session_note(item.get("session_url"), str(item["session_id"])))
+        session = recorded_session(item)
+        wanted.append(session_note(session.url, session.session_id))
     posted = set(item.get("pull_request_notes_posted") or ())
     urls = state.pull_request_urls if state is not None else tuple(item.get("pull_request_urls") or ())
     wanted.extend(pull_request_note(url) for url in urls if url not in posted)

@@ -12,7 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,8 +57,7 @@ class Claim:
 class Recorded:
     """The incident already has a session; `item` is its ledger item as it was."""
 
-    session: Session
-    item: Mapping[str, Any] = field(default_factory=dict)
+    item: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ class Ledger:
                 raise LedgerUnavailable("could not claim the incident in the ledger") from error
             old = _item(error.response.get("Item"))
             if old.get("status") == STARTED and old.get("session_id"):
-                return Recorded(_session(old), old)
+                return Recorded(old)
             return Held(retry_after=_wait(old, now))
         except BotoCoreError as error:
             raise LedgerUnavailable("could not claim the incident in the ledger") from error
@@ -252,30 +251,8 @@ class Ledger:
 
     def lease(self, incident_id: str, lease_seconds: float) -> Lease | Held:
         """Hold a started incident for `lease_seconds`, unless someone else holds it: one conditional write."""
-        now = self._clock()
-        token = uuid.uuid4().hex
-        update = _update({"claim_token": token, "claim_expires_at": math.ceil(now + lease_seconds)})
-        update["ExpressionAttributeValues"].update({":started": {"S": STARTED}, ":now": {"N": str(int(now))}})
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key={"incident_id": {"S": incident_id}},
-                ConditionExpression=(
-                    "#status = :started AND (attribute_not_exists(#claim_expires_at) OR #claim_expires_at < :now)"
-                ),
-                ExpressionAttributeNames={**update.pop("ExpressionAttributeNames"), "#status": "status"},
-                ReturnValues="ALL_OLD",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **update,
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise LedgerUnavailable("could not take the incident's lease in the ledger") from error
-            return Held(retry_after=_wait(_item(error.response.get("Item")), now))
-        except BotoCoreError as error:
-            raise LedgerUnavailable("could not take the incident's lease in the ledger") from error
-        old = _item(answer.get("Attributes"))
-        return Lease(incident_id, token, old, taken_over="claim_token" in old)
+        taken = self._hold(incident_id, lease_seconds, "", {}, {}, "take the incident's lease")
+        return Held(taken.retry_after) if isinstance(taken, Refused) else taken
 
     def note_posted(self, lease: Lease, marker: str, *, pull_request: str | None = None, release: bool = False) -> None:
         """Record one posted note: the session note, or the note of `pull_request`."""
@@ -301,49 +278,57 @@ class Ledger:
         """Hold a started incident to forward `event` to its session: one conditional write that succeeds only if
         the session exists, nobody holds the incident, the event is neither the one that started the session nor
         one forwarded before, and (`early_only`) the session started before the incident resolved."""
-        now = self._clock()
-        token = uuid.uuid4().hex
-        update = _update({"claim_token": token, "claim_expires_at": math.ceil(now + lease_seconds)})
         condition = (
-            "#status = :started AND (attribute_not_exists(#claim_expires_at) OR #claim_expires_at < :now) "
-            "AND NOT contains(#forwarded_event_ids, :event_id) AND #event_id <> :event_id "
-            "AND (attribute_not_exists(#session_status) OR #session_status <> :not_found)"
+            " AND NOT contains(#forwarded_event_ids, :event_id) AND #event_id <> :event_id"
+            " AND (attribute_not_exists(#session_status) OR #session_status <> :not_found)"
         )
         names = {
-            **update.pop("ExpressionAttributeNames"),
-            "#status": "status",
             "#forwarded_event_ids": "forwarded_event_ids",
             "#event_id": "event_id",
             "#session_status": "session_status",
         }
-        update["ExpressionAttributeValues"].update(
-            {
-                ":started": {"S": STARTED},
-                ":now": {"N": str(int(now))},
-                ":event_id": {"S": event.id},
-                ":not_found": {"S": NOT_FOUND},
-            }
-        )
+        values = {":event_id": {"S": event.id}, ":not_found": {"S": NOT_FOUND}}
         if early_only:
             condition += " AND #event_type <> :resolved"
             names["#event_type"] = "event_type"
-            update["ExpressionAttributeValues"][":resolved"] = {"S": "incident.resolved"}
+            values[":resolved"] = {"S": "incident.resolved"}
+        return self._hold(incident_id, lease_seconds, condition, names, values, "take the incident to forward an event")
+
+    def _hold(
+        self,
+        incident_id: str,
+        lease_seconds: float,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+        what: str,
+    ) -> Lease | Refused:
+        """Take a started incident's lease when nobody holds it and `condition` (more ANDed terms) holds; else the
+        item as it was (empty when there is none), to tell why."""
+        now = self._clock()
+        token = uuid.uuid4().hex
+        update = _update({"claim_token": token, "claim_expires_at": math.ceil(now + lease_seconds)})
+        update["ExpressionAttributeNames"].update({"#status": "status", **names})
+        update["ExpressionAttributeValues"].update({":started": {"S": STARTED}, ":now": {"N": str(int(now))}, **values})
         try:
             answer = self._client.update_item(
                 TableName=self._table,
                 Key={"incident_id": {"S": incident_id}},
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                ConditionExpression=(
+                    "#status = :started AND (attribute_not_exists(#claim_expires_at) OR #claim_expires_at < :now)"
+                    + condition
+                ),
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **update,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise LedgerUnavailable("could not take the incident to forward an event") from error
-            return Refused(_item(error.response.get("Item")), _wait(_item(error.response.get("Item")), now))
+                raise LedgerUnavailable(f"could not {what} in the ledger") from error
+            old = _item(error.response.get("Item"))
+            return Refused(old, _wait(old, now))
         except BotoCoreError as error:
-            raise LedgerUnavailable("could not take the incident to forward an event") from error
+            raise LedgerUnavailable(f"could not {what} in the ledger") from error
         old = _item(answer.get("Attributes"))
         return Lease(incident_id, token, old, taken_over="claim_token" in old)
 
@@ -455,7 +440,8 @@ def acus(value: float) -> Decimal:
     return Decimal(str(value))
 
 
-def _session(item: Mapping[str, Any]) -> Session:
+def recorded_session(item: Mapping[str, Any]) -> Session:
+    """The session a started item records."""
     return Session(str(item["session_id"]), _optional_str(item.get("session_url")))
 
 

@@ -13,7 +13,19 @@ from aws_lambda_powertools import Logger
 
 from .devin import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session, SessionNotFound
 from .errors import DevinOutage, DevinRefused, IncidentInFlight
-from .ledger import NOT_FOUND, STARTED, UNKNOWN, Claim, Held, Lease, Ledger, LedgerUnavailable, Recorded, Refused
+from .ledger import (
+    NOT_FOUND,
+    STARTED,
+    UNKNOWN,
+    Claim,
+    Held,
+    Lease,
+    Ledger,
+    LedgerUnavailable,
+    Recorded,
+    Refused,
+    recorded_session,
+)
 from .notes import NoteText, has_marker, session_note
 from .pagerduty import Incident, WebhookEvent
 from .pagerduty_rest import PagerDutyClient, PagerDutyError, PagerDutyOutcomeUnknown
@@ -174,7 +186,7 @@ def forward_event(
             raise IncidentInFlight("another delivery for this incident is in progress", retry_after=lease.retry_after)
         return _not_forwarded(verdict, ledger, notes, incident_id, item)
 
-    session = Session(str(lease.item["session_id"]), lease.item.get("session_url") or None)
+    session = recorded_session(lease.item)
     try:
         text = forwarding.compose(lease.item)
         devin.send_message(session.session_id, text, deadline)
@@ -224,21 +236,17 @@ def _not_forwarded(
     verdict: str, ledger: Ledger, notes: NoteWriter | None, incident_id: str, item: Mapping[str, Any]
 ) -> Outcome:
     if verdict == "gone":
-        return Outcome("ignored", incident_id, _recorded_session(item), ignored=_GONE)
+        return Outcome("ignored", incident_id, recorded_session(item), ignored=_GONE)
     return _duplicate(ledger, notes, incident_id, item)
 
 
 def _duplicate(ledger: Ledger, notes: NoteWriter | None, incident_id: str, item: Mapping[str, Any]) -> Outcome:
     """The incident has its session: answer with it, and post its note if a failure left it missing."""
-    session = _recorded_session(item)
+    session = recorded_session(item)
     posted = None
     if notes is not None and not item.get("session_note_posted_at"):
         posted = post_notes(ledger, notes, incident_id, [session_note(session.url, session.session_id)])
     return Outcome("duplicate", incident_id, session, posted)
-
-
-def _recorded_session(item: Mapping[str, Any]) -> Session:
-    return Session(str(item["session_id"]), item.get("session_url") or None)
 
 
 def _release_after[A](step: Callable[[Lease, A], None], lease: Lease, argument: A) -> None:
