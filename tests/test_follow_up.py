@@ -15,6 +15,7 @@ from local.devin_standin import Fault
 from local.pagerduty_standin import sample_record
 from tests.conftest import PAGERDUTY_KEY, FakeContext, backdate, ledger_item
 from tests.support.events import api_event, incident
+from tests.support.metrics import emitted
 
 FIRST, SECOND = "QFOLLOW000001", "QFOLLOW000002"
 PR = "https://github.com/acme/checkout/pull/412"
@@ -226,16 +227,10 @@ def test_the_run_reports_in_one_log_line_and_metrics(
 
     (summary,) = [line for line in follow_logs() if line.get("message") == "follow-up run"]
     assert (summary["followed"], summary["updated"], summary["failed"]) == (1, 1, 0)
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    metrics = {
-        m["Name"]: line[m["Name"]]
-        for line in printed
-        if "_aws" in line
-        for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-    }
-    assert metrics["FollowUpFollowed"] == [1.0]
-    assert metrics["FollowUpUpdated"] == [1.0]
-    assert metrics["FollowUpFailed"] == [0.0]
+    printed = {metric.name: metric.values for metric in emitted(capsys.readouterr().out)}
+    assert printed["FollowUpFollowed"] == [1.0]
+    assert printed["FollowUpUpdated"] == [1.0]
+    assert printed["FollowUpFailed"] == [0.0]
 
 
 def test_the_pagerduty_key_never_appears_in_what_the_run_prints(

@@ -24,6 +24,7 @@ from bridge.devin import DevinClient
 from local.devin_standin import Fault
 from tests.conftest import FakeContext, delete_parameter, put_parameter
 from tests.support.events import api_event, incident, payload
+from tests.support.metrics import emitted
 from tests.support.template import FUNCTION, TABLE, load_template
 from tests.test_signals import INCIDENT, OUTCOMES, summaries
 from tests.test_template import find_sam
@@ -352,16 +353,9 @@ def used_by_template(template: dict[str, Any]) -> list[Used]:
 
 def emf(capsys: pytest.CaptureFixture[str]) -> list[tuple[str, dict[str, str], list[float]]]:
     """Every metric printed (EMF) since the last read, as (name, dimensions, values)."""
-    found = []
-    for line in capsys.readouterr().out.splitlines():
-        if '"_aws"' not in line:
-            continue
-        blob = json.loads(line)
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            assert directive["Namespace"] == NAMESPACE
-            dimensions = {name: blob[name] for group in directive["Dimensions"] for name in group}
-            found.extend((metric["Name"], dimensions, as_list(blob[metric["Name"]])) for metric in directive["Metrics"])
-    return found
+    found = emitted(capsys.readouterr().out)
+    assert {metric.namespace for metric in found} <= {NAMESPACE}
+    return [(metric.name, metric.dimensions, metric.values) for metric in found]
 
 
 Signal = tuple[str, frozenset[str]]  # (metric name, its dimension names)

@@ -14,6 +14,7 @@ from local.devin_standin import Fault
 from local.pagerduty_standin import sample_record
 from tests.conftest import PAGERDUTY_KEY, FakeContext
 from tests.support.events import api_event, incident, payload
+from tests.support.metrics import names as metric_names
 
 INCIDENT = "Q2CKYRLH85UNN4"
 DATA = re.compile(r"<pagerduty-incident>\n(.*?)\n</pagerduty-incident>", re.S)
@@ -165,9 +166,7 @@ def test_an_unreadable_part_is_counted_in_a_metric(pagerduty_reads, pagerduty, i
 
     start(invoke, devin)
 
-    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    names = [m["Name"] for blob in metrics for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
-    assert "PagerDutyReadFailed" in names
+    assert "PagerDutyReadFailed" in metric_names(capsys.readouterr().out)
 
 
 def test_the_record_is_read_only_for_a_session_about_to_be_created(pagerduty_reads, pagerduty, invoke, devin) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import put_parameter
 from tests.support.events import api_event, incident, payload
+from tests.support.metrics import names
 
 INCIDENT = "Q2CKYRLH85UNN4"
 DATA = re.compile(r"<pagerduty-incident>\n(.*?)\n</pagerduty-incident>", re.S)
@@ -37,8 +38,7 @@ def created(invoke, devin, body: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 def metric_names(capsys) -> list[str]:  # noqa: ANN001 - pytest's capsys
-    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    return [m["Name"] for blob in blobs for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    return names(capsys.readouterr().out)
 
 
 def test_a_matching_rules_fields_reach_devins_create_request(secrets, invoke, devin, monkeypatch) -> None:

@@ -29,6 +29,7 @@ from tests.conftest import (
     ledger_item,
 )
 from tests.support.events import api_event, incident, payload
+from tests.support.metrics import names
 from tests.support.race import OneCallAtATime, race
 
 INCIDENT = "Q2CKYRLH85UNN4"
@@ -39,8 +40,7 @@ def posted(pagerduty: PagerDutyStandIn, incident_id: str = INCIDENT) -> list[str
 
 
 def metric_names(capsys) -> list[str]:  # noqa: ANN001 - pytest's capsys
-    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    return [m["Name"] for blob in blobs for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    return names(capsys.readouterr().out)
 
 
 def test_a_started_session_puts_one_note_with_its_link_on_the_incident(

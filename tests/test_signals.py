@@ -14,6 +14,7 @@ from bridge.ledger import Ledger
 
 from local.devin_standin import Fault
 from tests.conftest import delete_parameter, hold_claim
+from tests.support import metrics
 from tests.support.aws_faults import CLAIM, READ_SECRETS
 from tests.support.events import api_event, incident, note_event, payload
 
@@ -27,15 +28,7 @@ def iso(moment: datetime) -> str:
 
 def emitted(capsys) -> list[tuple[str, dict[str, str]]]:  # noqa: ANN001 - pytest's capsys
     """Every metric printed (EMF) as (name, dimensions)."""
-    found = []
-    for line in capsys.readouterr().out.splitlines():
-        if '"_aws"' not in line:
-            continue
-        blob = json.loads(line)
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            dimensions = {name: blob[name] for group in directive["Dimensions"] for name in group}
-            found.extend((metric["Name"], dimensions) for metric in directive["Metrics"])
-    return found
+    return [(metric.name, metric.dimensions) for metric in metrics.emitted(capsys.readouterr().out)]
 
 
 def summaries(logs) -> list[dict[str, Any]]:  # noqa: ANN001 - the logs fixture
