@@ -75,6 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         notes=notes,
         follow_up_days=settings.follow_up_days,
         deadline=time.monotonic() + _remaining_seconds(context) - RESERVE_SECONDS,
+        redact=credentials.secrets(),
     )
     logger.info("follow-up run", extra=report.as_dict())
     return _report(report)
@@ -87,6 +88,10 @@ def _report(report: Report, *, off: bool = False) -> dict[str, Any]:
         ("FollowUpFollowed", report.followed),
         ("FollowUpUpdated", report.updated),
         ("FollowUpFailed", report.failed),
+        # Structured results newly found valid, invalid, or missing from a session that is done.
+        ("PostmortemResultValid", report.results_valid),
+        ("PostmortemResultInvalid", report.results_invalid),
+        ("PostmortemResultMissing", report.results_missing),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return {**report.as_dict(), "off": off}

@@ -55,6 +55,19 @@ _ROUTES: dict[re.Pattern[str], tuple[str, ...]] = {
 _PROMPT_MISSING = {"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}
 _BAD_FIRST = {"detail": [{"loc": ["query", "first"], "msg": "Input should be 1..200", "type": "int_parsing"}]}
 _MESSAGE_MISSING = {"detail": [{"loc": ["body", "message"], "msg": "Field required", "type": "missing"}]}
+_SCHEMA_INVALID = {
+    "detail": [
+        {
+            "loc": ["body", "structured_output_schema"],
+            "msg": "Must be a JSON Schema object of at most 64 KB",
+            "type": "value_error",
+        }
+    ]
+}
+# Devin's documented limit on structured_output_schema (devin-api.md §2).
+SCHEMA_LIMIT = 64 * 1024
+# update_session's "leave structured_output as it is": None is a value there (null, as before any result).
+_UNCHANGED: Any = object()
 
 
 def _problem(status: int, detail: str) -> bytes:
@@ -173,6 +186,10 @@ class DevinStandIn(StandIn):
         # Each as the API returns it. The messages a session received are kept apart, in _messages.
         self.sessions: list[dict[str, Any]] = []
         self._messages: dict[str, list[dict[str, Any]]] = {}  # by session id: [{"message", "created_at"}]
+        # The structured_output_schema and the prompt each session was created with, by session id (Devin echoes
+        # neither).
+        self._schemas: dict[str, Any] = {}
+        self._prompts: dict[str, str] = {}
         # How many creates got each random fault, by TransientFault.name (scripted faults are not counted).
         self.injected: Counter[str] = Counter()
         self._create_faults: deque[Fault] = deque()
@@ -231,8 +248,10 @@ class DevinStandIn(StandIn):
         status: str | None = None,
         status_detail: str | None = None,
         acus_consumed: float | None = None,
+        structured_output: Any = _UNCHANGED,
     ) -> None:
-        """Change what Devin reports for the session, as its work would; None leaves a field as it is.
+        """Change what Devin reports for the session, as its work would; None leaves a field as it is (but
+        `structured_output=None` sets it back to null, as before the session gave one).
 
         Raises KeyError for a session the stand-in does not have.
         """
@@ -240,7 +259,28 @@ class DevinStandIn(StandIn):
             session = self._live(session_id)
             changes = {"status": status, "status_detail": status_detail, "acus_consumed": acus_consumed}
             session.update({key: value for key, value in changes.items() if value is not None})
+            if structured_output is not _UNCHANGED:
+                session["structured_output"] = copy.deepcopy(structured_output)
             session["updated_at"] = int(time.time())
+
+    def fill_result(self, session_id: str, *, pull_request: str | None = None, status: str = "exit") -> dict[str, Any]:
+        """Do what a session does when its postmortem is done: fill in the schema it was given with a result built
+        from its prompt's data block (citing the ids there and copying the computed figures), open `pull_request`
+        if given, and end with `status`. Returns the result. KeyError for an unknown session."""
+        with self._lock:
+            self._live(session_id)
+            prompt = self._prompts.get(session_id, "")
+        result = sample_result(_data_block(prompt), pull_request)
+        if pull_request is not None:
+            self.open_pull_request(session_id, pull_request)
+        self.update_session(session_id, status=status, structured_output=result)
+        return result
+
+    def schema(self, session_id: str) -> Any:
+        """The structured_output_schema the session was created with (None if none). KeyError for an unknown one."""
+        with self._lock:
+            self._live(session_id)
+            return copy.deepcopy(self._schemas.get(session_id))
 
     def open_pull_request(self, session_id: str, url: str, state: str = "open") -> None:
         """Add a pull request to the session, as Devin does when it opens one. KeyError for an unknown session."""
@@ -260,6 +300,8 @@ class DevinStandIn(StandIn):
         with self._lock:
             self.requests.clear()
             self.sessions.clear()
+            self._schemas.clear()
+            self._prompts.clear()
             self.injected.clear()
             self._create_faults.clear()
             self._list_faults.clear()
@@ -355,6 +397,12 @@ class DevinStandIn(StandIn):
         prompt = data.get("prompt") if isinstance(data, dict) else None
         if not isinstance(data, dict) or not isinstance(prompt, str) or not prompt.strip():
             return 422, _PROMPT_MISSING
+        schema = data.get("structured_output_schema")
+        if schema is not None and (
+            not isinstance(schema, dict) or len(json.dumps(schema, separators=(",", ":")).encode()) > SCHEMA_LIMIT
+        ):
+            # Documented: a Draft 7 schema of at most 64 KB. The exact refusal is UNCONFIRMED; a 422 as for a field.
+            return 422, _SCHEMA_INVALID
         session_id = f"devin-{uuid.uuid4().hex}"
         now = int(time.time())
         session = {
@@ -371,10 +419,15 @@ class DevinStandIn(StandIn):
             "pull_requests": [],
             "is_archived": False,
             "status_detail": None,
+            # Null until the session fills in its schema (and always null without one).
+            "structured_output": None,
         }
         answer = copy.deepcopy(session)  # the state helpers may change the stored one while the answer is sent
         with self._lock:
             self.sessions.append(session)
+            self._prompts[session_id] = prompt
+            if schema is not None:
+                self._schemas[session_id] = copy.deepcopy(schema)
         return 200, answer
 
     def _list(self, org: str, query: dict[str, list[str]]) -> Answer:
@@ -430,3 +483,78 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+_DATA_BLOCK = re.compile(r"<pagerduty-incident>\n(.*?)\n</pagerduty-incident>", re.S)
+
+
+def _data_block(prompt: str) -> dict[str, Any]:
+    found = _DATA_BLOCK.search(prompt)
+    try:
+        data = json.loads(found.group(1)) if found else {}
+    except ValueError:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def sample_result(data: dict[str, Any], pull_request: str | None = None) -> dict[str, Any]:
+    """A result as a session would fill in the bridge's schema, built from a prompt's data block: the timeline and
+    evidence cite the block's ids, the response times are its computed figures, each change gets a verdict. Made up
+    to be plausible, not true: the stand-in investigates nothing."""
+    timeline = [entry for entry in data.get("timeline") or [] if isinstance(entry, dict)]
+    alerts = [alert for alert in data.get("alerts") or [] if isinstance(alert, dict)]
+    changes = [change for change in data.get("changes") or [] if isinstance(change, dict)]
+    computed = data.get("computed") if isinstance(data.get("computed"), dict) else {}
+    trigger = next((entry for entry in timeline if entry.get("kind") == "trigger"), timeline[0] if timeline else {})
+    resolve = next((entry for entry in reversed(timeline) if entry.get("kind") == "resolve"), {})
+    suspect = changes[-1] if changes else None
+    service = data.get("service") or "the service"
+    evidence = [item["id"] for item in (trigger, *alerts[:1]) if item.get("id")]
+    result: dict[str, Any] = {
+        "summary": f"{data.get('title') or 'The incident'}: {service} failed requests until it was rolled back.",
+        "root_cause": {
+            "statement": (
+                f"{suspect.get('summary')} changed {service} just before the first alert."
+                if suspect
+                else f"A change to {service} just before the first alert (not yet identified)."
+            ),
+            "confidence": "likely" if suspect else "hypothesis",
+            "evidence": [*evidence, *([suspect["id"]] if suspect and suspect.get("id") else [])],
+        },
+        "action_items": [
+            {
+                "title": f"Gate deploys of {service} on an error-rate canary",
+                "type": "prevent",
+                "priority": "P1",
+                "owner": f"{service} on-call",
+                "verification": "A canary with a 5xx rate above 1% stops the rollout in staging.",
+            },
+            {
+                "title": "Page on the error rate two minutes sooner",
+                "type": "detect",
+                "priority": "P2",
+                "owner": "observability team",
+                "verification": "The alert's evaluation window is 3 minutes in the monitoring repository.",
+            },
+        ],
+        "timeline": [
+            {"at": entry["at"], "what": str(entry.get("what") or entry.get("kind"))[:500], "evidence": [entry["id"]]}
+            for entry in (trigger, resolve)
+            if entry.get("id") and isinstance(entry.get("at"), str) and entry["at"].endswith("Z")
+        ],
+        "changes": [
+            {"id": change["id"], "verdict": "implicated" if change is suspect else "ruled_out", "reason": "timing"}
+            for change in changes
+            if change.get("id")
+        ],
+        "went_well": ["The rollback took minutes."],
+        "went_poorly": ["Nothing stopped the change before it reached production."],
+        "got_lucky": ["The incident started outside the busiest hours."],
+        "recurrence": {"checked": True, "related": [], "notes": "No earlier postmortem describes the same failure."},
+    }
+    response = {name: computed[name] for name in ("seconds_to_first_ack", "seconds_to_resolve") if name in computed}
+    if response:
+        result["response"] = response
+    if pull_request is not None:
+        result["pull_request_url"] = pull_request
+    return result

@@ -43,7 +43,19 @@ from local.http_server import (
     serve_until_stopped,
 )
 
-ENDPOINTS = frozenset({"log_entries", "alerts", "notes", "notes_post", "incident", "incidents", "users"})
+ENDPOINTS = frozenset(
+    {
+        "log_entries",
+        "alerts",
+        "notes",
+        "notes_post",
+        "incident",
+        "incidents",
+        "users",
+        "related_change_events",
+        "past_incidents",
+    }
+)
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/incidents/?$"), "incidents"),
@@ -52,6 +64,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/alerts/?$"), "alerts"),
     ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/notes/?$"), "notes"),
     ("POST", re.compile(r"^/incidents/(?P<id>[^/]+)/notes/?$"), "notes_post"),
+    ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/related_change_events/?$"), "related_change_events"),
+    ("GET", re.compile(r"^/incidents/(?P<id>[^/]+)/past_incidents/?$"), "past_incidents"),
     ("GET", re.compile(r"^/users/?$"), "users"),
 )
 
@@ -103,6 +117,8 @@ class _Incident:
     log_entries: list[dict[str, Any]]
     alerts: list[dict[str, Any]]
     notes: list[dict[str, Any]]
+    change_events: list[dict[str, Any]] = field(default_factory=list)
+    past_incidents: list[dict[str, Any]] = field(default_factory=list)  # PagerDuty's best match first
     posted: list[dict[str, Any]] = field(default_factory=list)  # through POST .../notes, oldest first
 
 
@@ -212,13 +228,17 @@ class PagerDutyStandIn(StandIn):
         log_entries: Sequence[Mapping[str, Any]] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
         notes: Sequence[Mapping[str, Any]] | None = None,
+        change_events: Sequence[Mapping[str, Any]] | None = None,
+        past_incidents: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Serve an incident: raw JSON objects as PagerDuty returns them, answered in the order given.
 
-        `incident` is what GET /incidents/{id} answers (default: a minimal incident object). Replaces an incident
-        of the same id. `add_incident(id, **sample_record(id))` serves the sample.
+        `incident` is what GET /incidents/{id} answers (default: a minimal incident object). `change_events` and
+        `past_incidents` are what its related_change_events and past_incidents list (an account with PagerDuty's
+        AIOps add-on; enqueue Fault.status(402) for one without). Replaces an incident of the same id.
+        `add_incident(id, **sample_record(id))` serves the sample.
         """
-        self._add(incident_id, incident, log_entries, alerts, notes)
+        self._add(incident_id, incident, log_entries, alerts, notes, change_events, past_incidents)
 
     def add_user(self, email: str, name: str | None = None) -> dict[str, Any]:
         """Make `email` a user of the account (GET /users lists it); returns the user as PagerDuty shows it."""
@@ -260,6 +280,8 @@ class PagerDutyStandIn(StandIn):
         log_entries: Sequence[Mapping[str, Any]] | None,
         alerts: Sequence[Mapping[str, Any]] | None,
         notes: Sequence[Mapping[str, Any]] | None,
+        change_events: Sequence[Mapping[str, Any]] | None = None,
+        past_incidents: Sequence[Mapping[str, Any]] | None = None,
         *,
         keep_existing: bool = False,
     ) -> _Incident:
@@ -268,6 +290,8 @@ class PagerDutyStandIn(StandIn):
             log_entries=copy.deepcopy(list(log_entries or ())),
             alerts=copy.deepcopy(list(alerts or ())),
             notes=copy.deepcopy(list(notes or ())),
+            change_events=copy.deepcopy(list(change_events or ())),
+            past_incidents=copy.deepcopy(list(past_incidents or ())),
         )
         with self._lock:
             if keep_existing:
@@ -324,6 +348,15 @@ class PagerDutyStandIn(StandIn):
                 return 200, {"notes": copy.deepcopy(found.notes + found.posted)}
             if endpoint == "log_entries":
                 return self._log_entries(found, query)
+            if endpoint == "related_change_events":
+                # Whether this listing paginates is UNCONFIRMED: the whole list, in one answer.
+                return 200, {"change_events": copy.deepcopy(found.change_events)}
+            if endpoint == "past_incidents":
+                limit = _integer(query, "limit", 5)
+                if limit is None or not 1 <= limit <= 999:
+                    return 400, _error(*_INVALID)
+                chosen = copy.deepcopy(found.past_incidents[:limit])
+                return 200, {"past_incidents": chosen, "limit": limit, "total": len(found.past_incidents)}
         return self._post_note(found, headers, body)
 
     def _matching_users(self, wanted: str) -> list[dict[str, Any]]:

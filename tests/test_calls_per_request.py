@@ -149,7 +149,7 @@ def pagerduty_calls(pagerduty) -> list[tuple[str, str]]:  # noqa: ANN001 - the P
     return [(r.method, r.path.rsplit("/", 1)[-1]) for r in pagerduty.requests]
 
 
-def test_warm_started_incident_with_notes_costs_three_reads_one_note_and_three_dynamodb_calls(
+def test_warm_started_incident_with_notes_costs_five_reads_one_note_and_three_dynamodb_calls(
     pagerduty_writes, pagerduty, invoke, devin, aws_calls
 ) -> None:
     from local.pagerduty_standin import sample_record
@@ -164,10 +164,13 @@ def test_warm_started_incident_with_notes_costs_three_reads_one_note_and_three_d
     # claim, record (holding the incident for its note), note recorded (and the hold released)
     assert aws_calls == ["dynamodb.UpdateItem"] * 3
     assert devin_calls(devin) == [("POST", "sessions")]
+    # The record (log entries, notes, alerts), then the changes and the history (issue 14), then the note.
     assert sorted(pagerduty_calls(pagerduty)) == [
         ("GET", "alerts"),
         ("GET", "log_entries"),
         ("GET", "notes"),
+        ("GET", "past_incidents"),
+        ("GET", "related_change_events"),
         ("POST", "notes"),
     ]
 
@@ -201,7 +204,13 @@ def test_reading_without_writing_adds_no_dynamodb_call(pagerduty_reads, pagerdut
     assert invoke(api_event(incident("QREAD1"))).body["status"] == "started"
 
     assert aws_calls == ["dynamodb.UpdateItem", "dynamodb.UpdateItem"]
-    assert sorted(pagerduty_calls(pagerduty)) == [("GET", "alerts"), ("GET", "log_entries"), ("GET", "notes")]
+    assert sorted(pagerduty_calls(pagerduty)) == [
+        ("GET", "alerts"),
+        ("GET", "log_entries"),
+        ("GET", "notes"),
+        ("GET", "past_incidents"),
+        ("GET", "related_change_events"),
+    ]
 
 
 def test_with_the_pagerduty_key_the_parameters_are_still_one_ssm_round_trip(

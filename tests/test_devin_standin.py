@@ -638,3 +638,62 @@ def test_main_serves_until_ctrl_c_and_exits_cleanly() -> None:
 
     # THEN Ctrl-C ends it without a traceback
     assert proc.returncode == 0 and stderr == ""
+
+
+# The structured result (issue 14)
+
+
+def test_a_session_keeps_the_schema_it_was_created_with_and_starts_without_a_result(
+    api: requests.Session, standin: DevinStandIn
+) -> None:
+    schema = {"type": "object", "required": ["summary"]}
+
+    created = _create(api, standin, structured_output_schema=schema).json()
+
+    assert created["structured_output"] is None
+    assert standin.schema(created["session_id"]) == schema
+    fetched = api.get(f"{_sessions_url(standin)}/{created['session_id']}", timeout=5).json()
+    assert fetched["structured_output"] is None
+
+
+def test_a_schema_over_64_kb_is_refused_as_invalid(api: requests.Session, standin: DevinStandIn) -> None:
+    too_big = {"type": "object", "description": "x" * (64 * 1024)}
+
+    answer = _create(api, standin, structured_output_schema=too_big)
+
+    assert answer.status_code == 422
+    assert standin.sessions == []
+
+
+def test_a_filled_result_cites_the_prompts_ids_and_satisfies_the_bridges_schema(
+    api: requests.Session, standin: DevinStandIn
+) -> None:
+    import json
+
+    import jsonschema
+
+    from tests.support.template import ROOT
+
+    schema = json.loads((ROOT / "handler" / "bridge" / "postmortem.schema.json").read_text(encoding="utf-8"))
+    data = {
+        "title": "Checkout API 5xx",
+        "service": "Checkout API",
+        "computed": {"seconds_to_first_ack": 138, "seconds_to_resolve": 3034},
+        "timeline": [
+            {"id": "Q02JTSNZWHSEKV", "at": "2026-03-14T09:12:44Z", "kind": "trigger", "what": "Triggered"},
+            {"id": "RNAJ8DLJGWHBXXYX1CC5G50C9O", "at": "2026-03-14T10:03:18Z", "kind": "resolve", "what": "Resolved"},
+        ],
+        "changes": [{"id": "CHDEPLOY412", "summary": "Deploy 412", "at": "2026-03-14T09:05:00Z"}],
+    }
+    prompt = f"Draft it.\n<pagerduty-incident>\n{json.dumps(data)}\n</pagerduty-incident>\n"
+    session_id = _create(api, standin, prompt=prompt, structured_output_schema=schema).json()["session_id"]
+
+    result = standin.fill_result(session_id, pull_request="https://github.com/acme/checkout/pull/7")
+
+    jsonschema.Draft7Validator(schema).validate(result)
+    fetched = api.get(f"{_sessions_url(standin)}/{session_id}", timeout=5).json()
+    assert fetched["structured_output"] == result and fetched["status"] == "exit"
+    assert fetched["pull_requests"] == [{"pr_url": "https://github.com/acme/checkout/pull/7", "pr_state": "open"}]
+    assert "CHDEPLOY412" in result["root_cause"]["evidence"]
+    assert result["response"] == {"seconds_to_first_ack": 138, "seconds_to_resolve": 3034}
+    assert [change["verdict"] for change in result["changes"]] == ["implicated"]

@@ -59,12 +59,14 @@ def test_the_prompt_carries_the_timeline_alerts_and_notes_in_time_order(
     assert all(at.endswith("Z") for at in times)
     assert [item["kind"] for item in data["timeline"]][0] == "trigger"
     assert data["timeline"][-1]["kind"] == "resolve"
-    assert {"at", "what", "who", "channel", "kind"} == set(data["timeline"][0])
+    assert {"id", "at", "what", "who", "channel", "kind"} == set(data["timeline"][0])
     assert len(data["alerts"]) == 2
     assert [alert["at"] for alert in data["alerts"]] == sorted(alert["at"] for alert in data["alerts"])
-    assert {"at", "severity", "status", "summary", "details"} == set(data["alerts"][0])
+    assert {"id", "at", "severity", "status", "summary", "details"} == set(data["alerts"][0])
     assert len(data["notes"]) == 2
-    assert {"at", "author", "content"} == set(data["notes"][0])
+    assert {"id", "at", "author", "content"} == set(data["notes"][0])
+    # Each entry is cited by PagerDuty's own id.
+    assert data["timeline"][0]["id"] == sample_record(INCIDENT)["log_entries"][-1]["id"]
     # The webhook's facts are still there, unchanged.
     assert data["incident_id"] == INCIDENT
     assert data["title"] == "Checkout API 5xx error rate above 5% — payments failing"
@@ -100,7 +102,13 @@ def test_reads_use_the_key_and_pagerdutys_versioned_accept_header(pagerduty_read
 
     start(invoke, devin)
 
-    assert sorted(set(pagerduty_calls(pagerduty))) == [("GET", "alerts"), ("GET", "log_entries"), ("GET", "notes")]
+    assert sorted(set(pagerduty_calls(pagerduty))) == [
+        ("GET", "alerts"),
+        ("GET", "log_entries"),
+        ("GET", "notes"),
+        ("GET", "past_incidents"),
+        ("GET", "related_change_events"),
+    ]
     for request in pagerduty.requests:
         assert request.headers["authorization"] == f"Token token={PAGERDUTY_KEY}"
         assert request.headers["accept"] == "application/vnd.pagerduty+json;version=2"

@@ -88,7 +88,10 @@ def test_reads_send_the_token_and_the_versioned_accept_and_no_from(pagerduty: Pa
         f"/incidents/{INCIDENT}/log_entries",
         f"/incidents/{INCIDENT}/notes",
         f"/incidents/{INCIDENT}/alerts",
+        f"/incidents/{INCIDENT}/related_change_events",
+        f"/incidents/{INCIDENT}/past_incidents",
     ]
+    assert pagerduty.requests[-1].query == {"limit": ["5"]}
     for sent in pagerduty.requests:
         assert sent.headers["authorization"] == f"Token token={KEY}"
         assert sent.headers["accept"] == ACCEPT
@@ -249,7 +252,7 @@ def test_a_refusal_is_not_retried_and_every_part_says_why_in_our_words(
 ) -> None:
     pagerduty.add_incident(INCIDENT)
     if status == 403:  # as PagerDuty answers a user who cannot see the incident (code 2018)
-        for endpoint in ("log_entries", "log_entries", "notes", "alerts"):
+        for endpoint in ("log_entries", "log_entries", "notes", "alerts", "related_change_events", "past_incidents"):
             pagerduty.enqueue(endpoint, Fault.status(403))
     key = "wrong-key" if status == 401 else KEY
     incident = "QUNKNOWN" if status == 404 else INCIDENT
@@ -259,8 +262,18 @@ def test_a_refusal_is_not_retried_and_every_part_says_why_in_our_words(
     got = read_record(client(pagerduty.base_url, clock, api_key=key), incident, 5, clock=clock)
 
     assert caught.value.status == status and caught.value.reason == reason
-    assert len(pagerduty.requests) == 4 and clock.sleeps == []  # one each: nothing retried
+    assert len(pagerduty.requests) == 6 and clock.sleeps == []  # one each: nothing retried
     assert [p.unavailable for p in (got.log_entries, got.notes, got.alerts)] == [reason] * 3
+    changes, past = got.change_events, got.past_incidents
+    if status == 401:  # the key, not the account's plan
+        assert (changes.unavailable, past.unavailable) == (reason, reason)
+        assert not (changes.not_in_plan or past.not_in_plan)
+    else:  # what an account without PagerDuty's AIOps add-on gets too: not counted as a failure
+        assert (
+            changes.unavailable
+            == f"PagerDuty did not list related change events (HTTP {status}); they need its AIOps add-on"
+        )
+        assert changes.not_in_plan and past.not_in_plan
     assert record.as_data(got) == {}
 
 
@@ -385,7 +398,10 @@ def test_a_hang_on_the_alerts_alone_still_returns_the_log_and_the_notes(pagerdut
     assert len(got.log_entries.entries) == 8 and len(got.notes.entries) == 2
     assert got.log_entries.unavailable is None and got.notes.unavailable is None
     assert got.alerts.unavailable == "PagerDuty did not answer within the 0.8 s budget"
-    assert set(record.as_data(got)) == {"timeline", "notes"}
+    # The budget went on the alerts: nothing was left for the changes and the history.
+    assert got.change_events.unavailable == got.past_incidents.unavailable == got.alerts.unavailable
+    assert set(record.as_data(got)) == {"computed", "timeline", "notes"}
+    assert "alert_count" not in got.computed
 
 
 def test_running_out_of_time_while_paging_keeps_the_pages_read(pagerduty: PagerDutyStandIn) -> None:

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import put_parameter
+from tests.support.template import ROOT
 from tests.support.events import api_event, incident, payload
 from tests.support.metrics import names
 
 INCIDENT = "Q2CKYRLH85UNN4"
+DEFAULT_SCHEMA = ROOT / "handler" / "bridge" / "postmortem.schema.json"
 DATA = re.compile(r"<pagerduty-incident>\n(.*?)\n</pagerduty-incident>", re.S)
 PAYMENTS = {
     "name": "payments P1",
@@ -66,7 +68,9 @@ def test_no_matching_rule_means_todays_request(secrets, invoke, devin) -> None:
 
     body = created(invoke, devin)
 
-    assert set(body) == {"prompt", "title", "tags"}
+    # Today's request, and the default schema every request carries since issue 14.
+    assert set(body) == {"prompt", "title", "tags", "structured_output_schema"}
+    assert body["structured_output_schema"] == json.loads(DEFAULT_SCHEMA.read_text(encoding="utf-8"))
     assert "docs/postmortems/<created_at date" in body["prompt"]
 
 

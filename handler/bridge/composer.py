@@ -11,11 +11,11 @@ from typing import Any
 from .pagerduty import Incident, WebhookEvent, read_note
 from .pagerduty_rest import PagerDutyClient, read_record
 from .policy import Delivery
-from .prompt import SessionRequest, build_message, build_session_request
+from .prompt import SessionRequest, build_message, build_session_request, resolved_at
 from .record import IncidentRecord
 from .routing import Rule
 
-RECORD_PARTS = ("log_entries", "alerts", "notes")
+RECORD_PARTS = ("log_entries", "alerts", "notes", "change_events", "past_incidents")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Composer:
     on_unavailable: Callable[[str, str], None] = lambda part, reason: None
 
     def session_request(self, incident: Incident, event: WebhookEvent, rule: Rule | None = None) -> SessionRequest:
-        record = self._record(incident.id)
+        record = self._record(incident.id, created_at=incident.created_at, resolved_at=resolved_at(event))
         return build_session_request(
             incident, event, self.playbook_id, record, rule=rule, template=self.prompt_template
         )
@@ -45,12 +45,22 @@ class Composer:
             record = self._record(delivery.incident_id, since=str(item["recorded_at"]))
         return build_message(event, delivery.incident, note=note, resolved_before=resolved_before, record=record)
 
-    def _record(self, incident_id: str, since: str | None = None) -> IncidentRecord | None:
+    def _record(
+        self,
+        incident_id: str,
+        *,
+        since: str | None = None,
+        created_at: str | None = None,
+        resolved_at: str | None = None,
+    ) -> IncidentRecord | None:
         if self.pagerduty is None:
             return None
-        record = read_record(self.pagerduty, incident_id, self.read_seconds, since=since)
-        for part in RECORD_PARTS:
-            reason = getattr(record, part).unavailable
-            if reason is not None:
-                self.on_unavailable(part, reason)
+        record = read_record(
+            self.pagerduty, incident_id, self.read_seconds, since=since, created_at=created_at, resolved_at=resolved_at
+        )
+        for name in RECORD_PARTS:
+            part = getattr(record, name)
+            # A part PagerDuty keeps for an add-on the account lacks is not a failure: the prompt still says so.
+            if part is not None and part.unavailable is not None and not part.not_in_plan:
+                self.on_unavailable(name, part.unavailable)
         return record

@@ -25,6 +25,11 @@ class Credentials:
     # The user notes are written as (the `From` header); without it the function only reads.
     pagerduty_from_email: str | None = field(default=None, repr=False)
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, to scrub from text that comes from elsewhere before the bridge passes it on."""
+        found = (self.devin_api_key, *self.signing_secrets, *self.webhook_secrets, self.pagerduty_api_key)
+        return tuple(value for value in found if value)
+
     @property
     def complete(self) -> bool:
         """Everything a qualifying incident needs is configured."""

@@ -78,6 +78,9 @@ class SessionState:
     # at most MAX_URL_LENGTH characters (a longer one is dropped, not cut: a cut URL would link somewhere else).
     pull_request_urls: tuple[str, ...]
     acus_consumed: float | int | None
+    # What the session filled in for the structured_output_schema given at creation, as Devin gives it: None while
+    # there is none (Devin keeps it null when no schema was given). Checked by result.validation_error before use.
+    structured_output: Any = None
 
 
 MAX_PULL_REQUESTS = 20
@@ -145,6 +148,7 @@ def _session_state(document: Any) -> SessionState | None:
         status_detail=detail if isinstance(detail, str) else None,
         pull_request_urls=_pull_request_urls(document.get("pull_requests")),
         acus_consumed=acus if usable else None,
+        structured_output=document.get("structured_output"),
     )
 
 

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .devin import Session, SessionState
 from .errors import Unavailable
+from .notes import PULL_REQUEST, SESSION, SUMMARY, NoteText
 from .pagerduty import Incident, WebhookEvent
 from .prompt import resolved_at
 
@@ -202,12 +203,24 @@ class Ledger:
         return Claim(incident.id, token, reconcile=bool(previous), lost_at=None if lost_at is None else float(lost_at))
 
     def record(
-        self, claim: Claim, session: Session, *, follow: bool = False, hold_seconds: float | None = None
+        self,
+        claim: Claim,
+        session: Session,
+        *,
+        follow: bool = False,
+        hold_seconds: float | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Lease | None:
         """Record the session. `follow` puts the item in the follow-up's index; with `hold_seconds` the claim
-        stays held that much longer, as a lease for what comes next (the session note), and is returned."""
+        stays held that much longer, as a lease for what comes next (the session note), and is returned.
+        `details` are kept beside it (SessionRequest.ledger_details: the result's schema, the computed figures)."""
         now = self._clock()
-        values: dict[str, Any] = {"status": STARTED, "session_id": session.session_id, "recorded_at": _iso(now)}
+        values: dict[str, Any] = {
+            **(details or {}),
+            "status": STARTED,
+            "session_id": session.session_id,
+            "recorded_at": _iso(now),
+        }
         if session.url:
             values["session_url"] = session.url
         if follow:
@@ -254,9 +267,10 @@ class Ledger:
         taken = self._hold(incident_id, lease_seconds, "", {}, {}, "take the incident's lease")
         return Held(taken.retry_after) if isinstance(taken, Refused) else taken
 
-    def note_posted(self, lease: Lease, marker: str, *, pull_request: str | None = None, release: bool = False) -> None:
-        """Record one posted note: the session note, or the note of `pull_request`."""
-        values = {} if pull_request else {"session_note_posted_at": _iso(self._clock())}
+    def note_posted(self, lease: Lease, note: NoteText, *, release: bool = False) -> None:
+        """Record one posted note: the session note, the summary note or a pull request's note."""
+        marker, pull_request = note.marker, note.pull_request if note.kind == PULL_REQUEST else None
+        values = {} if pull_request else {_POSTED_AT[note.kind]: _iso(self._clock())}
         add = {"pull_request_notes_posted": {pull_request}} if pull_request else None
         delete = {"notes_unconfirmed": {marker}} if marker in lease.item.get("notes_unconfirmed", ()) else None
         remove = ("claim_token", "claim_expires_at") if release else ()
@@ -387,16 +401,27 @@ class Ledger:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def record_follow(self, incident_id: str, state: SessionState | None, *, stop: bool, status: str = "") -> None:
-        """What the follow-up read of the session; `stop` takes the item out of the follow-up's index."""
-        values: dict[str, Any] = {"followed_at": _iso(self._clock())}
+    def record_follow(
+        self,
+        incident_id: str,
+        state: SessionState | None,
+        *,
+        stop: bool,
+        status: str = "",
+        result: Mapping[str, Any] | None = None,
+        forget: tuple[str, ...] = (),
+    ) -> None:
+        """What the follow-up read of the session; `stop` takes the item out of the follow-up's index. `result` holds
+        what it made of the session's structured result (result_status, postmortem_result, result_error…), and
+        `forget` the attributes that no longer hold."""
+        values: dict[str, Any] = {"followed_at": _iso(self._clock()), **(result or {})}
         if state is not None:
             values.update(session_status=state.status, pull_request_urls=list(state.pull_request_urls))
             if state.acus_consumed is not None:
                 values["acus_consumed"] = acus(state.acus_consumed)
         elif status:
             values["session_status"] = status
-        update = _update(values, remove=(FOLLOWING,) if stop else ())
+        update = _update(values, remove=((FOLLOWING,) if stop else ()) + forget)
         self._call(
             "update_item",
             "record what the follow-up read",
@@ -433,6 +458,17 @@ class Ledger:
         except BotoCoreError as error:
             raise LedgerUnavailable(f"could not {what} in the ledger") from error
         return True
+
+
+# The attribute that records a posted note of each kind but the pull requests' (a set of URLs).
+_POSTED_AT = {SESSION: "session_note_posted_at", SUMMARY: "summary_note_posted_at"}
+
+
+def note_recorded(item: Mapping[str, Any], note: NoteText) -> bool:
+    """Whether the ledger item records `note` as posted."""
+    if note.kind == PULL_REQUEST:
+        return note.pull_request in set(item.get("pull_request_notes_posted", ()))
+    return bool(item.get(_POSTED_AT[note.kind]))
 
 
 def acus(value: float) -> Decimal:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import record
+from . import figures, record
 from .http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -204,8 +204,22 @@ class PagerDutyClient:
 
     def notes(self, incident_id: str, deadline: float) -> list[dict[str, Any]]:
         """Every note of the incident (not paginated: PagerDuty returns them all, up to 2000)."""
-        document = json_or_none(self._get(f"{self._incident_url(incident_id)}/notes", deadline))
-        items = document.get("notes") if isinstance(document, dict) else None
+        return self._items(f"{self._incident_url(incident_id)}/notes", "notes", deadline)
+
+    def related_change_events(self, incident_id: str, deadline: float) -> list[dict[str, Any]]:
+        """The change events PagerDuty relates to the incident (one page, as PagerDuty gives it: whether this listing
+        paginates is UNCONFIRMED). Needs PagerDuty's AIOps add-on; without it a refusal (402/403, UNCONFIRMED which)."""
+        return self._items(f"{self._incident_url(incident_id)}/related_change_events", "change_events", deadline)
+
+    def past_incidents(self, incident_id: str, deadline: float, *, limit: int = 5) -> list[dict[str, Any]]:
+        """Up to `limit` similar earlier incidents of the same service (the last six months), PagerDuty's best first.
+        Needs the AIOps add-on, as related_change_events."""
+        url = f"{self._incident_url(incident_id)}/past_incidents"
+        return self._items(url, "past_incidents", deadline, params={"limit": limit})
+
+    def _items(self, url: str, key: str, deadline: float, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        document = json_or_none(self._get(url, deadline, params=params))
+        items = document.get(key) if isinstance(document, dict) else None
         if not isinstance(items, list):
             raise PagerDutyUnavailable("PagerDuty's answer could not be read")
         return [item for item in items if isinstance(item, dict)]
@@ -357,19 +371,36 @@ def _incomplete(page: Page, read: int, total: int | None, noun: str) -> str | No
     return f"only {counted} {noun} were read: {page.stopped}"
 
 
-def _listed_part[E](
+@dataclass(frozen=True)
+class _Listed[E]:
+    """Everything a listing read (before any cap), and why it is incomplete or missing (None: complete)."""
+
+    entries: list[E]
+    total: int
+    unavailable: str | None
+    not_in_plan: bool = False
+
+
+def _listed[E](
     read: Callable[[], Page],
     convert: Callable[[list[dict[str, Any]]], list[E]],
     noun: str,
-    head: int,
-    tail: int,
     since: str | None,
     budget_seconds: float,
-) -> record.Part[E]:
+    add_on: str | None = None,
+) -> _Listed[E]:
+    """What one listing read; `add_on` names what it lists when PagerDuty keeps it behind an add-on."""
     try:
         page = read()
+    except PagerDutyRefused as error:
+        if add_on is not None and error.status in (402, 403, 404):
+            # Which refusal an account without PagerDuty's AIOps add-on gets is UNCONFIRMED: any of these three.
+            return _Listed(
+                [], 0, f"PagerDuty did not list {add_on} (HTTP {error.status}); they need its AIOps add-on", True
+            )
+        return _Listed([], 0, _missing(error, budget_seconds))
     except PagerDutyError as error:
-        return record.Part((), 0, 0, _missing(error, budget_seconds))
+        return _Listed([], 0, _missing(error, budget_seconds))
     entries = convert(page.items)
     if since is not None:
         entries = record.after(entries, since)
@@ -377,7 +408,13 @@ def _listed_part[E](
     if not page.complete and page.total is not None:
         # PagerDuty's count, less what the `since` filter dropped from what was read.
         total = max(page.total - (len(page.items) - len(entries)), len(entries))
-    return record.part(entries, head, tail, total=total, unavailable=_incomplete(page, len(entries), total, noun))
+    return _Listed(entries, total, _incomplete(page, len(entries), total, noun))
+
+
+def _part[E](listed: _Listed[E], head: int, tail: int) -> record.Part[E]:
+    return record.part(
+        listed.entries, head, tail, total=listed.total, unavailable=listed.unavailable, not_in_plan=listed.not_in_plan
+    )
 
 
 def read_record(
@@ -386,44 +423,68 @@ def read_record(
     budget_seconds: float,
     *,
     since: str | None = None,
+    created_at: str | None = None,
+    resolved_at: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> record.IncidentRecord:
-    """The incident's log entries, notes and alerts, read one after the other within `budget_seconds`.
+    """The incident's log entries, notes, alerts, related change events and past incidents, read one after the other
+    within `budget_seconds`, and the figures computed from the log entries (figures.compute, with the incident's
+    `created_at` and the resolve event's `resolved_at` as what they fall back on).
 
     Never raises for what PagerDuty does: a part that is refused, fails or runs out of time comes back with
     `unavailable` saying so, holding whatever was read. Sequential on purpose: X-Ray patches `requests` per
     thread. With `since` (ISO-8601 with an offset), only what happened strictly after it: log entries are asked
     for with PagerDuty's `since` and filtered again here (whether PagerDuty's bound is inclusive is
-    UNCONFIRMED), notes and alerts are filtered by their creation time.
+    UNCONFIRMED), notes and alerts are filtered by their creation time; change events, past incidents and the
+    figures are not read then (what changed before the session started is in its first prompt).
     """
     deadline = clock() + budget_seconds
     if since is not None:
         record.after([], since)  # a `since` without an offset is our mistake: ValueError, before any request
-    log_entries = _listed_part(
+    log_entries = _listed(
         lambda: client.log_entries(incident_id, deadline, since=since),
         record.timeline,
         "log entries",
-        record.LOG_HEAD,
-        record.LOG_TAIL,
         since,
         budget_seconds,
     )
-    notes = _listed_part(
-        lambda: Page(client.notes(incident_id, deadline), None, True),
-        record.notes,
-        "notes",
-        record.NOTE_HEAD,
-        record.NOTE_TAIL,
-        since,
-        budget_seconds,
+    notes = _listed(
+        lambda: Page(client.notes(incident_id, deadline), None, True), record.notes, "notes", since, budget_seconds
     )
-    alerts = _listed_part(
-        lambda: client.alerts(incident_id, deadline),
-        record.alerts,
-        "alerts",
-        record.ALERT_HEAD,
-        record.ALERT_TAIL,
-        since,
+    alerts = _listed(lambda: client.alerts(incident_id, deadline), record.alerts, "alerts", since, budget_seconds)
+    parts = {
+        "log_entries": _part(log_entries, record.LOG_HEAD, record.LOG_TAIL),
+        "notes": _part(notes, record.NOTE_HEAD, record.NOTE_TAIL),
+        "alerts": _part(alerts, record.ALERT_HEAD, record.ALERT_TAIL),
+    }
+    if since is not None:
+        return record.IncidentRecord(**parts)
+    changes = _listed(
+        lambda: Page(client.related_change_events(incident_id, deadline), None, True),
+        record.change_events,
+        "change events",
+        None,
         budget_seconds,
+        add_on="related change events",
     )
-    return record.IncidentRecord(log_entries=log_entries, alerts=alerts, notes=notes)
+    past = _listed(
+        lambda: Page(client.past_incidents(incident_id, deadline, limit=record.PAST_INCIDENTS_LIMIT), None, True),
+        record.past_incidents,
+        "past incidents",
+        None,
+        budget_seconds,
+        add_on="past incidents",
+    )
+    computed = figures.compute(
+        log_entries.entries,
+        complete=log_entries.unavailable is None,
+        created_at=created_at,
+        resolved_at=resolved_at,
+        alert_count=alerts.total if alerts.unavailable is None else None,
+    )
+    return record.IncidentRecord(
+        **parts,
+        change_events=_part(changes, record.CHANGE_HEAD, record.CHANGE_TAIL),
+        past_incidents=_part(past, record.PAST_INCIDENTS_LIMIT, 0),
+        computed=computed,
+    )

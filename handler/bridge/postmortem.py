@@ -24,6 +24,7 @@ from .ledger import (
     LedgerUnavailable,
     Recorded,
     Refused,
+    note_recorded,
     recorded_session,
 )
 from .notes import NoteText, has_marker, session_note
@@ -128,6 +129,7 @@ def start_postmortem(
         raise IncidentInFlight("another delivery for this incident is in progress", retry_after=claim.retry_after)
 
     session = _guarded(ledger, claim, lambda: _earlier_session(claim, devin, deadline, settle_seconds, clock))
+    request: SessionRequest | None = None
     if session is None:
         try:
             request = compose()
@@ -139,7 +141,12 @@ def start_postmortem(
 
     try:
         lease = ledger.record(
-            claim, session, follow=follow, hold_seconds=notes.lease_seconds if notes is not None else None
+            claim,
+            session,
+            follow=follow,
+            hold_seconds=notes.lease_seconds if notes is not None else None,
+            # Only the follow-up reads them, and it runs only with the PagerDuty key (as `follow`).
+            details=request.ledger_details() if request is not None and follow else None,
         )
     except LedgerUnavailable:
         # The session exists but is not recorded. Flag it so that the retry looks it up instead of creating a
@@ -273,12 +280,7 @@ def post_notes(ledger: Ledger, writer: NoteWriter, incident_id: str, wanted: Seq
 
 
 def _post(ledger: Ledger, writer: NoteWriter, lease: Lease, wanted: Sequence[NoteText]) -> str | None:
-    posted_prs = set(lease.item.get("pull_request_notes_posted", ()))
-    missing = [
-        note
-        for note in wanted
-        if (note.pull_request not in posted_prs if note.pull_request else not lease.item.get("session_note_posted_at"))
-    ]
+    missing = [note for note in wanted if not note_recorded(lease.item, note)]
     # Posted before without being recorded: by a post whose answer was lost, or by a holder that died after it.
     unsure = set(lease.item.get("notes_unconfirmed", ()))
     if lease.taken_over:
@@ -295,7 +297,7 @@ def _post(ledger: Ledger, writer: NoteWriter, lease: Lease, wanted: Sequence[Not
                 if existing is None:
                     existing = writer.pagerduty.notes(lease.incident_id, writer.clock() + writer.call_seconds())
                 if has_marker(existing, note.marker):
-                    ledger.note_posted(lease, note.marker, pull_request=note.pull_request, release=last)
+                    ledger.note_posted(lease, note, release=last)
                     continue
             try:
                 writer.pagerduty.post_note(lease.incident_id, note.content, writer.clock() + writer.call_seconds())
@@ -303,7 +305,7 @@ def _post(ledger: Ledger, writer: NoteWriter, lease: Lease, wanted: Sequence[Not
                 logger.warning("a note's post was sent but its answer was lost; the next attempt looks for it first")
                 ledger.note_unconfirmed(lease, note.marker, release=True)
                 return FAILED
-            ledger.note_posted(lease, note.marker, pull_request=note.pull_request, release=last)
+            ledger.note_posted(lease, note, release=last)
     except PagerDutyError as error:
         logger.warning("could not post a note on the incident", extra={"reason": error.reason})
         _release(ledger, lease)

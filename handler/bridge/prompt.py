@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .pagerduty import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent, clean_text
-from .record import IncidentRecord, as_data
+from .record import IncidentRecord, as_data, data_ids
+from .result import DEFAULT_SCHEMA, load_schema
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
 
 POSTMORTEM_TAG = "pagerduty-postmortem"
@@ -39,6 +40,15 @@ class SessionRequest:
     knowledge_ids: tuple[str, ...] | None = None
     repos: tuple[str, ...] | None = None
     max_acu_limit: int | None = None
+    # The result Devin fills in (result.py). Devin's default structured_output_required (true) stands: the agent
+    # must give a final result before its turn ends. (What that means for a session that waits for the resolve of
+    # an open incident is UNCONFIRMED: it may give one early and a better one after the resolve message.)
+    structured_output_schema: Mapping[str, Any] | None = None
+    # Kept in the ledger with the session, never sent: which schema checks the result, and the figures the result
+    # is graded against.
+    schema_name: str | None = None
+    computed: Mapping[str, Any] | None = None
+    evidence_ids: tuple[str, ...] = ()
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": self.prompt, "title": self.title, "tags": list(self.tags)}
@@ -50,7 +60,20 @@ class SessionRequest:
             body["repos"] = list(self.repos)
         if self.max_acu_limit is not None:
             body["max_acu_limit"] = self.max_acu_limit
+        if self.structured_output_schema is not None:
+            body["structured_output_schema"] = self.structured_output_schema
         return body
+
+    def ledger_details(self) -> dict[str, Any]:
+        """What the ledger keeps of this request beside the session (ledger.record)."""
+        details: dict[str, Any] = {}
+        if self.schema_name:
+            details["result_schema"] = self.schema_name
+        if self.computed:
+            details["computed"] = dict(self.computed)
+        if self.evidence_ids:
+            details["evidence_ids"] = list(self.evidence_ids)
+        return details
 
 
 def _escaped(document: Mapping[str, Any]) -> str:
@@ -99,7 +122,13 @@ Work through these steps:
    message."""
 
 
-_PART_NAMES = (("log_entries", "the log entries"), ("alerts", "the alerts"), ("notes", "the responders' notes"))
+_PART_NAMES = (
+    ("log_entries", "the log entries"),
+    ("alerts", "the alerts"),
+    ("notes", "the responders' notes"),
+    ("change_events", "the related change events"),
+    ("past_incidents", "the past incidents"),
+)
 
 
 def record_paragraph(record: IncidentRecord) -> list[str]:
@@ -111,6 +140,17 @@ def record_paragraph(record: IncidentRecord) -> list[str]:
         '"notes" (what responders wrote). Ground the timeline in these entries and cite each one you use by its time',
         "and what happened.",
     ]
+    if record.change_events is not None or record.past_incidents is not None:
+        lines.append(
+            'With them: "changes" (change events PagerDuty relates to the incident: deploys, configuration changes)'
+            ' and "recurrence" (similar earlier incidents of the service). Every entry has an "id" to cite it by.'
+        )
+    if record.computed:
+        lines.append(
+            '"computed" holds figures the bridge computed from the log entries (response times in seconds, counts,'
+            " who acknowledged and resolved): they are authoritative. Use them as they are; do not work out"
+            " durations from the timestamps yourself."
+        )
     if record.log_entries.omitted:
         lines.append(
             f"{record.log_entries.omitted} log entries from the middle of the incident were left out; the first and"
@@ -119,7 +159,7 @@ def record_paragraph(record: IncidentRecord) -> list[str]:
     missing = [
         f"{name} ({part.unavailable})"
         for field, name in _PART_NAMES
-        if (part := getattr(record, field)).unavailable is not None
+        if (part := getattr(record, field)) is not None and part.unavailable is not None
     ]
     if missing:
         lines.append(
@@ -161,6 +201,37 @@ def instructions(incident: Incident, event: WebhookEvent, rule: Rule | None = No
     return string.Template(chosen).substitute(_placeholders(incident, event, path))
 
 
+def result_paragraph(record: IncidentRecord | None, postmortem_path: str) -> list[str]:
+    """What the prompt asks of the structured result, whatever a rule or template says: it is the function's own
+    part, like the data block, since the follow-up reads the result and posts its summary on the incident."""
+    lines = [
+        "When the postmortem is done, fill in the structured output (its schema came with this session) as your",
+        "final result: summary, root_cause (statement, confidence: confirmed, likely or hypothesis, and evidence) and",
+        "action_items (title; type: prevent, mitigate, detect or process; priority P0-P3; owner; how to verify it) are",
+        "required, and the rest (impact, detection, timeline, contributing factors, changes, response times, what went",
+        "well, what went poorly, where you got lucky, recurrence, pull_request_url) as far as the evidence goes.",
+        '- Cite evidence by the "id" of entries in the data block, or by links to logs, metrics, deploys and pull',
+        "  requests.",
+        "- Keep the trigger (root_cause) apart from the contributing factors, each with its confidence.",
+        "- Stay blameless: say what the systems and processes allowed, never who is at fault.",
+        "- Quantify the impact, or give an estimate labelled as one with its basis.",
+    ]
+    if record is not None and record.computed:
+        lines.append('- Copy the response times from "computed" into response; they are authoritative.')
+    if record is not None and record.change_events is not None and record.change_events.entries:
+        lines.append(
+            '- Give every change event in "changes" a verdict in changes (implicated, ruled_out or not_inspected)'
+            " with the reason."
+        )
+    recurrence = record is not None and record.past_incidents is not None and bool(record.past_incidents.entries)
+    lines.append(
+        f"- Check the earlier postmortems under {postmortem_path}"
+        + (' for the past incidents in "recurrence" and' if recurrence else "")
+        + " for the same failure, and say what you found in recurrence."
+    )
+    return lines
+
+
 def build_session_request(
     incident: Incident,
     event: WebhookEvent,
@@ -178,6 +249,8 @@ def build_session_request(
     """
     resolved = event.event_type == "incident.resolved"
     what = "has been resolved" if resolved else f"reported {event.event_type}"
+    path = (rule.postmortem_path if rule is not None else None) or DEFAULT_POSTMORTEM_PATH
+    schema_name = (rule.output_schema if rule is not None else None) or DEFAULT_SCHEMA
     prompt = "\n".join(
         [
             f"A PagerDuty incident {what}. Draft its postmortem.",
@@ -191,6 +264,8 @@ def build_session_request(
             *([STILL_OPEN, ""] if not resolved else []),
             *([*record_paragraph(record), ""] if record is not None else []),
             instructions(incident, event, rule, template),
+            "",
+            *result_paragraph(record, path),
         ]
     )
     tags = [POSTMORTEM_TAG]
@@ -208,6 +283,10 @@ def build_session_request(
         knowledge_ids=rule.knowledge_ids if rule is not None else None,
         repos=rule.repos if rule is not None else None,
         max_acu_limit=rule.max_acu_limit if rule is not None else None,
+        structured_output_schema=load_schema(schema_name),
+        schema_name=schema_name,
+        computed=record.computed if record is not None else None,
+        evidence_ids=tuple(data_ids(record)) if record is not None else (),
     )
 
 
@@ -232,7 +311,10 @@ def _meaning(event: WebhookEvent, incident: Incident | None, resolved_before: bo
             " you already opened its pull request, amend the draft with what happened since."
         )
     if kind == "incident.resolved":
-        return f"The incident was resolved at {at}. Finish the postmortem now and open its pull request."
+        return (
+            f"The incident was resolved at {at}. Finish the postmortem now, open its pull request and fill in the"
+            " structured output."
+        )
     meanings = {
         "incident.reopened": f"The incident was reopened at {at}. Keep the draft open: the incident is not over.",
         "incident.annotated": "A responder added a note to the incident (its content is in the data). Take it into"

@@ -1,25 +1,32 @@
-"""An incident's record as PagerDuty's REST API keeps it (log entries, alerts, notes), read into capped plain values.
+"""An incident's record as PagerDuty's REST API keeps it (log entries, alerts, notes, related change events, past
+incidents), read into capped plain values.
 
 Pure: no I/O. Every field of PagerDuty's JSON is treated as optional and possibly of the wrong type, every string
 is cleaned and capped, and each part is put in chronological order by comparing instants, because PagerDuty's
 own order is undocumented and its times come with mixed offsets (`Z` and the account's zone, e.g. `-06:00`).
+Every entry carries an `id` the postmortem can cite as evidence: PagerDuty's own, else one derived from the entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .pagerduty import clean_text
+from .pagerduty import REFERENCES_LIMIT, clean_text
 
 # How many entries of each part are kept: the first `HEAD` and the last `TAIL`, chronologically. The start of an
 # incident and its end say the most; a flapping middle is counted, not listed.
 LOG_HEAD, LOG_TAIL = 25, 25
 ALERT_HEAD, ALERT_TAIL = 10, 10
 NOTE_HEAD, NOTE_TAIL = 15, 15
+# The change events nearest the incident matter most: the last ones, chronologically.
+CHANGE_HEAD, CHANGE_TAIL = 0, 20
+PAST_INCIDENTS_LIMIT = 5
 
 # Per-field caps: this text comes from outside and ends up in a prompt.
 WHAT_LIMIT = 300  # a log entry's "what", an alert's summary
@@ -27,6 +34,9 @@ NAME_LIMIT = 200  # who, channel, author, severity, status, kind
 CONTENT_LIMIT = 1000  # a note's content
 DETAILS_LIMIT = 500  # an alert's custom details, as compact text
 TIME_LIMIT = 40
+ID_LIMIT = 64
+URL_LIMIT = 500
+LINKS_LIMIT = 3
 
 _LOG_ENTRY_SUFFIX = "_log_entry"
 _REFERENCE_SUFFIX = "_reference"
@@ -39,6 +49,7 @@ class TimelineEntry:
     who: str
     channel: str
     kind: str  # the log entry type without "_log_entry", e.g. "resolve"; unknown types are kept as they come
+    id: str = ""  # PagerDuty's log entry id, else derived (entry_id)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class AlertEntry:
     status: str
     summary: str
     details: str  # the alert's custom details as compact text: JSON for an object, or the string itself
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,32 @@ class NoteEntry:
     at: str
     author: str
     content: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    """A change event PagerDuty relates to the incident (a deploy, a configuration change…)."""
+
+    id: str
+    at: str
+    summary: str
+    source: str
+    services: tuple[str, ...]
+    correlation: str  # why PagerDuty relates it: most_recent, related_service or intelligent
+    links: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PastIncident:
+    """An earlier incident PagerDuty finds similar (same service, last six months), in PagerDuty's order."""
+
+    id: str
+    number: int | None
+    title: str
+    created_at: str
+    url: str
+    score: float | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +104,8 @@ class Part[E]:
     omitted: int  # how many were left out by the cap
     # None, or plain words of our own saying why the part is missing or incomplete; never PagerDuty's error text.
     unavailable: str | None = None
+    # PagerDuty refused it for an add-on the account lacks: expected for many accounts, not a failure to count.
+    not_in_plan: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +113,11 @@ class IncidentRecord:
     log_entries: Part[TimelineEntry]
     alerts: Part[AlertEntry]
     notes: Part[NoteEntry]
+    # None: not read at all (a message about what happened since the session started reads neither).
+    change_events: Part[ChangeEntry] | None = None
+    past_incidents: Part[PastIncident] | None = None
+    # What the bridge computed from the log entries (figures.compute); None when they were not all it had to go on.
+    computed: Mapping[str, Any] | None = None
 
 
 def _object(value: Any) -> Mapping[str, Any]:
@@ -117,6 +162,20 @@ def _items(raw: Any) -> list[Mapping[str, Any]]:
     return [item for item in raw if isinstance(item, Mapping)] if isinstance(raw, list | tuple) else []
 
 
+# PagerDuty ids are short alphanumerics; anything else is not used as one.
+_PAGERDUTY_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{ID_LIMIT}}}")
+
+
+def entry_id(raw: Mapping[str, Any], prefix: str, *fields: Any) -> str:
+    """PagerDuty's id of an entry, or a stable one derived from what it says (`prefix` and a hash of `fields`), so
+    that the same entry read twice is cited by the same id."""
+    own = raw.get("id")
+    if isinstance(own, str) and _PAGERDUTY_ID.fullmatch(own):
+        return own
+    digest = hashlib.sha256(json.dumps([str(field) for field in fields]).encode("utf-8")).hexdigest()
+    return f"{prefix}-{digest[:12]}"
+
+
 def _who(agent: Mapping[str, Any]) -> str:
     name = clean_text(agent.get("summary"), NAME_LIMIT)
     if name:
@@ -152,10 +211,11 @@ def timeline(raw_entries: Any) -> list[TimelineEntry]:
                 instant,
                 TimelineEntry(
                     at=at,
-                    what=_what(entry, kind),
+                    what=(what := _what(entry, kind)),
                     who=_who(_object(entry.get("agent"))),
                     channel=clean_text(channel.get("type") or channel.get("summary"), NAME_LIMIT),
                     kind=kind,
+                    id=entry_id(entry, "log", at, kind, what),
                 ),
             )
         )
@@ -182,12 +242,14 @@ def alerts(raw: Any) -> list[AlertEntry]:
     timed = []
     for alert in _items(raw):
         instant, at = _at(alert.get("created_at"))
+        summary = clean_text(alert.get("summary"), WHAT_LIMIT)
         entry = AlertEntry(
             at=at,
             severity=clean_text(alert.get("severity"), NAME_LIMIT),
             status=clean_text(alert.get("status"), NAME_LIMIT),
-            summary=clean_text(alert.get("summary"), WHAT_LIMIT),
+            summary=summary,
             details=_details(_object(alert.get("body"))),
+            id=entry_id(alert, "alert", at, summary),
         )
         timed.append((instant, entry))
     return _chronological(timed)
@@ -199,8 +261,68 @@ def notes(raw: Any) -> list[NoteEntry]:
     for note in _items(raw):
         instant, at = _at(note.get("created_at"))
         author = clean_text(_object(note.get("user")).get("summary"), NAME_LIMIT)
-        timed.append((instant, NoteEntry(at=at, author=author, content=clean_text(note.get("content"), CONTENT_LIMIT))))
+        content = clean_text(note.get("content"), CONTENT_LIMIT)
+        entry = NoteEntry(at=at, author=author, content=content, id=entry_id(note, "note", at, content))
+        timed.append((instant, entry))
     return _chronological(timed)
+
+
+def _links(raw: Any) -> tuple[str, ...]:
+    hrefs = []
+    for link in _items(raw)[:LINKS_LIMIT]:
+        href = link.get("href")
+        if isinstance(href, str) and href.startswith(("https://", "http://")) and " " not in href:
+            hrefs.append(clean_text(href, URL_LIMIT))
+    return tuple(hrefs)
+
+
+def change_events(raw: Any) -> list[ChangeEntry]:
+    """Change events (`GET /incidents/{id}/related_change_events` items), chronological."""
+    timed = []
+    for change in _items(raw):
+        instant, at = _at(change.get("timestamp"))
+        summary = clean_text(change.get("summary"), WHAT_LIMIT)
+        services = tuple(
+            name
+            for service in _items(change.get("services"))[:REFERENCES_LIMIT]
+            if (name := clean_text(service.get("summary") or service.get("id"), NAME_LIMIT))
+        )
+        entry = ChangeEntry(
+            id=entry_id(change, "change", at, summary),
+            at=at,
+            summary=summary,
+            source=clean_text(change.get("source"), NAME_LIMIT),
+            services=services,
+            correlation=clean_text(_object(change.get("correlation_reason")).get("reason"), NAME_LIMIT),
+            links=_links(change.get("links")),
+        )
+        timed.append((instant, entry))
+    return _chronological(timed)
+
+
+def past_incidents(raw: Any) -> list[PastIncident]:
+    """Similar earlier incidents (`GET /incidents/{id}/past_incidents` items), in PagerDuty's order (by score).
+
+    PagerDuty documents `incident{id, created_at, title}` and `score`; the number and the web address are taken when
+    the reference carries them (`incident_number`, `html_url`: UNCONFIRMED that it does).
+    """
+    found = []
+    for item in _items(raw)[:PAST_INCIDENTS_LIMIT]:
+        incident = _object(item.get("incident"))
+        number = incident.get("incident_number")
+        score = item.get("score")
+        url = incident.get("html_url")
+        found.append(
+            PastIncident(
+                id=entry_id(incident, "incident", incident.get("created_at"), incident.get("title")),
+                number=number if isinstance(number, int) and not isinstance(number, bool) else None,
+                title=clean_text(incident.get("title") or incident.get("summary"), WHAT_LIMIT),
+                created_at=_at(incident.get("created_at"))[1],
+                url=clean_text(url, URL_LIMIT) if isinstance(url, str) and url.startswith("https://") else "",
+                score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+            )
+        )
+    return found
 
 
 def cap[E](entries: Sequence[E], head: int, tail: int) -> tuple[list[E], int]:
@@ -211,7 +333,7 @@ def cap[E](entries: Sequence[E], head: int, tail: int) -> tuple[list[E], int]:
     return kept, len(entries) - len(kept)
 
 
-def after[E: (TimelineEntry, AlertEntry, NoteEntry)](entries: Iterable[E], instant_iso: str) -> list[E]:
+def after[E: (TimelineEntry, AlertEntry, NoteEntry, ChangeEntry)](entries: Iterable[E], instant_iso: str) -> list[E]:
     """The entries strictly after `instant_iso` (an ISO-8601 time with an offset), in their order.
 
     An entry whose time did not parse is kept: it cannot be shown to be older, and leaving out something that
@@ -229,33 +351,55 @@ def after[E: (TimelineEntry, AlertEntry, NoteEntry)](entries: Iterable[E], insta
 
 
 def part[E](
-    entries: Sequence[E], head: int, tail: int, *, total: int | None = None, unavailable: str | None = None
+    entries: Sequence[E],
+    head: int,
+    tail: int,
+    *,
+    total: int | None = None,
+    unavailable: str | None = None,
+    not_in_plan: bool = False,
 ) -> Part[E]:
     """A Part of `entries` (already chronological) capped to `head` + `tail`; `total` defaults to their count."""
     kept, omitted = cap(entries, head, tail)
-    return Part(tuple(kept), len(entries) if total is None else total, omitted, unavailable)
+    return Part(tuple(kept), len(entries) if total is None else total, omitted, unavailable, not_in_plan)
 
 
-_PARTS: tuple[tuple[str, Callable[[IncidentRecord], Part[Any]]], ...] = (
+_PARTS: tuple[tuple[str, Callable[[IncidentRecord], Part[Any] | None]], ...] = (
     ("timeline", lambda record: record.log_entries),
     ("alerts", lambda record: record.alerts),
     ("notes", lambda record: record.notes),
+    ("changes", lambda record: record.change_events),
+    ("recurrence", lambda record: record.past_incidents),
 )
+
+
+def _entry_data(entry: Any) -> dict[str, Any]:
+    values = asdict(entry)
+    # The id first: it is what the postmortem cites.
+    return {"id": values.pop("id"), **values}
+
+
+def data_ids(record: IncidentRecord) -> list[str]:
+    """The ids of every entry the data block holds: what a postmortem may cite as evidence."""
+    return [entry.id for _, select in _PARTS if (chosen := select(record)) is not None for entry in chosen.entries]
 
 
 def as_data(record: IncidentRecord) -> dict[str, Any]:
     """JSON-ready values for the prompt's data block.
 
-    `{"timeline": [...], "timeline_omitted": n, "alerts": [...], "notes": [...]}`: each `<part>_omitted` only when
-    the cap left something out, and a part that is unavailable with nothing read is left out entirely (an empty
-    list would say there was nothing). Why a part is missing is in `Part.unavailable`, for the prompt's prose.
+    `{"computed": {...}, "timeline": [...], "timeline_omitted": n, "alerts": [...], "notes": [...], "changes": [...],
+    "recurrence": [...]}`: each `<part>_omitted` only when the cap left something out, and a part that is unavailable
+    with nothing read (or not read at all) is left out entirely (an empty list would say there was nothing). Why a
+    part is missing is in `Part.unavailable`, for the prompt's prose.
     """
     data: dict[str, Any] = {}
+    if record.computed:
+        data["computed"] = dict(record.computed)
     for key, select in _PARTS:
         chosen = select(record)
-        if chosen.unavailable is not None and not chosen.entries:
+        if chosen is None or (chosen.unavailable is not None and not chosen.entries):
             continue
-        data[key] = [asdict(entry) for entry in chosen.entries]
+        data[key] = [_entry_data(entry) for entry in chosen.entries]
         if chosen.omitted:
             data[f"{key}_omitted"] = chosen.omitted
     return data

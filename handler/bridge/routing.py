@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .pagerduty import Incident, clean_text
+from .result import SchemaProblem, load_schema
 
 # What a template may name, as ${name}; prompt.py supplies each value.
 PLACEHOLDERS: frozenset[str] = frozenset(
@@ -63,6 +64,8 @@ class Rule:
     tags: tuple[str, ...] = ()
     postmortem_path: str | None = None
     instructions: str | None = None
+    # A schema file in handler/schemas/ for the session's structured result, instead of the default one.
+    output_schema: str | None = None
 
     def session_fields(self) -> dict[str, Any]:
         """What this rule adds to Devin's create-session request body (tags apart: they join the standard ones)."""
@@ -178,6 +181,11 @@ def parse_routing(text: str) -> Routing:
             problem = _template_problem(raw["instructions"])
             if problem:
                 raise RoutingError(f"{where}: instructions: {problem}")
+        if "output_schema" in raw:
+            try:
+                load_schema(raw["output_schema"])
+            except SchemaProblem as error:
+                raise RoutingError(f"{where}: output_schema: {error}") from None
         rules.append(_rule(raw))
     return Routing(rules=tuple(rules))
 
@@ -208,6 +216,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         tags=strings("tags") or (),
         postmortem_path=raw.get("postmortem_path"),
         instructions=raw.get("instructions"),
+        output_schema=raw.get("output_schema"),
     )
 
 

@@ -1,0 +1,246 @@
+"""The structured result Devin fills in: the JSON Schema sent with every create request, the check that a routing
+rule's own schema keeps what the bridge relies on, the validation of what comes back, and the compact copy the
+ledger keeps.
+
+Pure apart from reading the schema files that ship with the function (this folder's postmortem.schema.json, and
+handler/schemas/ for the ones routing rules name), once each.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .pagerduty import clean_text
+
+DEFAULT_SCHEMA = "default"
+DEFAULT_SCHEMA_PATH = Path(__file__).with_name("postmortem.schema.json")
+# Where the schemas that routing rules name (`output_schema`) live in the deployed package: handler/schemas/.
+RULE_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+RULE_SCHEMA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.json")
+
+# Devin's limit on structured_output_schema (devin-api.md §2).
+SCHEMA_LIMIT = 64 * 1024
+DRAFT_7 = "http://json-schema.org/draft-07/schema#"
+# The fields the bridge reads from every result (the compact copy, the summary note): a rule's schema keeps them.
+REQUIRED = ("summary", "root_cause", "action_items")
+# A result larger than this is not read at all: nothing the bridge keeps needs more.
+RESULT_LIMIT = 256 * 1024
+ERROR_LIMIT = 300
+
+# What the ledger keeps of a valid result (postmortem_result): enough for `scripts/ledger show` and the summary
+# note, far under DynamoDB's 400 KB item limit.
+SUMMARY_LIMIT = 1000
+STATEMENT_LIMIT = 500
+ITEM_TEXT_LIMIT = 200
+MAX_ITEMS = 20
+
+
+class SchemaProblem(ValueError):
+    """A schema file cannot be used; str() says why on one line."""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaProblem(f"no file {path.name} in handler/schemas/") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise SchemaProblem(f"{path.name} is not a readable JSON file ({type(error).__name__})") from None
+    if not isinstance(document, dict):
+        raise SchemaProblem(f"{path.name} is not a JSON object")
+    return document
+
+
+@functools.cache
+def load_schema(name: str = DEFAULT_SCHEMA) -> Mapping[str, Any]:
+    """The schema called `name`: DEFAULT_SCHEMA, or a file in handler/schemas/ that check_schema accepts."""
+    if name == DEFAULT_SCHEMA:
+        return _read(DEFAULT_SCHEMA_PATH)
+    if not RULE_SCHEMA_NAME.fullmatch(name):
+        raise SchemaProblem("must be a file name such as payments.schema.json (letters, digits, _ . -)")
+    document = _read(RULE_SCHEMA_DIR / name)
+    problem = schema_problem(document)
+    if problem is not None:
+        raise SchemaProblem(f"{name}: {problem}")
+    return document
+
+
+def _refs(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if key == "$ref" and isinstance(child, str):
+                yield child
+            else:
+                yield from _refs(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _refs(child)
+
+
+def _local(document: Mapping[str, Any], pointer: str) -> Any:
+    """What a local `#/a/b` reference points at, or None."""
+    value: Any = document
+    for part in pointer.removeprefix("#").strip("/").split("/"):
+        if not part:
+            continue
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _resolved(document: Mapping[str, Any], value: Any, depth: int = 0) -> Any:
+    """`value` with every local reference replaced by what it points at, so that two schemas compare by meaning."""
+    if depth > 20:
+        return value
+    if isinstance(value, Mapping):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#") and len(value) == 1:
+            return _resolved(document, _local(document, ref), depth + 1)
+        return {key: _resolved(document, child, depth + 1) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_resolved(document, child, depth + 1) for child in value]
+    return value
+
+
+def schema_problem(document: Mapping[str, Any]) -> str | None:
+    """Why `document` cannot be a session's structured_output_schema, or None: Draft 7, self-contained, within
+    Devin's 64 KB, and keeping the three required fields with exactly the default schema's shapes (the bridge
+    reads them from every result)."""
+    declared = document.get("$schema")
+    if declared is not None and declared.rstrip("#") != DRAFT_7.rstrip("#"):
+        return f"$schema must be Draft 7 ({DRAFT_7})"
+    size = len(json.dumps(document, separators=(",", ":")).encode("utf-8"))
+    if size > SCHEMA_LIMIT:
+        return f"is {size} bytes; Devin takes at most {SCHEMA_LIMIT}"
+    external = next((ref for ref in _refs(document) if not ref.startswith("#")), None)
+    if external is not None:
+        return f"has an external $ref ({clean_text(external, 60)}); Devin takes only self-contained schemas"
+    dangling = next((ref for ref in _refs(document) if _local(document, ref) is None), None)
+    if dangling is not None:
+        return f"has a $ref to nothing ({clean_text(dangling, 60)})"
+    try:
+        _validator(json.dumps(document, sort_keys=True))
+    except Exception as error:  # noqa: BLE001 - fastjsonschema raises several kinds for a bad schema
+        return f"is not a valid JSON Schema ({clean_text(str(error), 120)})"
+    if document.get("type") != "object":
+        return 'must describe an object ("type": "object")'
+    required = document.get("required")
+    missing = [name for name in REQUIRED if not isinstance(required, list) or name not in required]
+    if missing:
+        return f"must require {', '.join(missing)} (the bridge reads them from every result)"
+    default = load_schema(DEFAULT_SCHEMA)
+    properties = document.get("properties") if isinstance(document.get("properties"), Mapping) else {}
+    for name in REQUIRED:
+        if _resolved(document, properties.get(name)) != _resolved(default, default["properties"][name]):
+            return f'must keep "{name}" as the default schema (handler/bridge/postmortem.schema.json) defines it'
+    return None
+
+
+@functools.cache
+def _validator(schema_text: str) -> Any:
+    # Imported here: only the follow-up validates results, and the webhook's cold start does not pay for it.
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(schema_text))
+
+
+def validation_error(result: Any, schema_name: str = DEFAULT_SCHEMA) -> str | None:
+    """Why `result` does not satisfy the schema called `schema_name`, in one capped line; None when it does."""
+    import fastjsonschema
+
+    try:
+        size = len(json.dumps(result, separators=(",", ":")))
+    except (TypeError, ValueError, RecursionError):
+        return "the result is not JSON"
+    if size > RESULT_LIMIT:
+        return f"the result is {size} bytes; at most {RESULT_LIMIT} are read"
+    try:
+        schema = load_schema(schema_name)
+    except SchemaProblem:
+        # The rule's schema left the package since the session started: the default one has the same required part.
+        schema = load_schema(DEFAULT_SCHEMA)
+    try:
+        _validator(json.dumps(schema, sort_keys=True))(result)
+    except fastjsonschema.JsonSchemaValueException as error:
+        return clean_text(error.message, ERROR_LIMIT)
+    return None
+
+
+def _text(value: Any, limit: int) -> str:
+    return clean_text(value, limit)
+
+
+def compact(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of a valid result: the summary, the root cause's statement and confidence, and each
+    action item's title, type, priority and owner (the first MAX_ITEMS), each text capped."""
+    root = result["root_cause"]
+    items = result["action_items"]
+    kept: dict[str, Any] = {
+        "summary": _text(result["summary"], SUMMARY_LIMIT),
+        "root_cause": {
+            "statement": _text(root["statement"], STATEMENT_LIMIT),
+            "confidence": _text(root["confidence"], 20),
+        },
+        "action_items": [
+            {field: _text(item[field], ITEM_TEXT_LIMIT) for field in ("title", "type", "priority", "owner")}
+            for item in items[:MAX_ITEMS]
+        ],
+    }
+    if len(items) > MAX_ITEMS:
+        kept["action_items_omitted"] = len(items) - MAX_ITEMS
+    url = result.get("pull_request_url")
+    if isinstance(url, str) and url:
+        kept["pull_request_url"] = _text(url, 2048)
+    return kept
+
+
+def _cited(result: Mapping[str, Any]) -> Iterator[str]:
+    """Every evidence reference a result makes, wherever the schema allows one."""
+    places: list[Any] = [result.get("root_cause"), result.get("detection")]
+    for key in ("contributing_factors", "timeline"):
+        value = result.get(key)
+        places.extend(value if isinstance(value, list) else [])
+    for place in places:
+        evidence = place.get("evidence") if isinstance(place, Mapping) else None
+        for reference in evidence if isinstance(evidence, list) else ():
+            if isinstance(reference, str):
+                yield reference
+
+
+def evidence_check(result: Mapping[str, Any], known_ids: Iterator[str] | list[str]) -> tuple[int, list[str]]:
+    """(how many evidence references the result makes, the ids among them that the data block never held).
+
+    A reference with "://" is a link to something outside PagerDuty's record and is not checked; anything else is
+    taken for an id of the data block, so a made-up or mistyped one shows.
+    """
+    known = set(known_ids)
+    cited = list(dict.fromkeys(_cited(result)))
+    unknown = [reference for reference in cited if "://" not in reference and reference not in known]
+    return len(cited), unknown
+
+
+REDACTED = "[redacted]"
+
+
+def redacted(value: Any, secrets: Iterator[str] | tuple[str, ...] | list[str]) -> Any:
+    """`value` with every occurrence of a secret in its strings replaced: what Devin writes is passed on to the
+    ledger and the incident, and must never carry one of the bridge's own secrets there."""
+    secrets = tuple(secret for secret in secrets if secret)
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, Mapping):
+        return {key: redacted(child, secrets) for key, child in value.items()}
+    if isinstance(value, list):
+        return [redacted(child, secrets) for child in value]
+    return value
