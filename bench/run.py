@@ -57,7 +57,10 @@ CALL_BUDGET = {
     "ignored": "SSM 0, DynamoDB 0, Devin 0, PagerDuty 0",
     "unauthorised": "SSM 0, DynamoDB 0, Devin 0, PagerDuty 0",
     "malformed": "SSM 0, DynamoDB 0, Devin 0, PagerDuty 0",
-    PAGERDUTY_ON: "SSM 0, DynamoDB ≤ 3, Devin create 1, PagerDuty GET log_entries, alerts, notes 1 each, POST note 1",
+    PAGERDUTY_ON: (
+        "SSM 0, DynamoDB ≤ 3, Devin create 1, PagerDuty GET log_entries, alerts, notes, related_change_events, "
+        "past_incidents 1 each, POST note 1"
+    ),
 }
 CALL_LIMITS = {
     "started": {"ssm": 0, "dynamodb": 2, "devin.POST sessions": 1, "devin": 1, "pagerduty": 0},
@@ -73,8 +76,10 @@ CALL_LIMITS = {
         "pagerduty.GET log_entries": 1,
         "pagerduty.GET alerts": 1,
         "pagerduty.GET notes": 1,
+        "pagerduty.GET related_change_events": 1,
+        "pagerduty.GET past_incidents": 1,
         "pagerduty.POST notes": 1,
-        "pagerduty": 4,
+        "pagerduty": 6,
     },
 }
 
@@ -480,7 +485,8 @@ def measure_pagerduty(workers: Workers, chosen: Settings) -> tuple[list[Row], di
     over = f"median over {rounds} pairs of warm interpreters, " if rounds > 1 else "one pair of warm interpreters, "
     how = (
         f"{over}{iterations} started deliveries each, PagerDuty off and on alternately; on = the parameters hold a "
-        "PagerDuty key and a From address, and PagerDuty (sample_record: 8 log entries, 2 alerts, 2 notes) answers "
+        "PagerDuty key and a From address, and PagerDuty (sample_record: its log entries, alerts, notes, change "
+        "events and past incidents) answers "
         "in-process at the transport boundary, 0 ms; X-Ray sampled; stand-ins' own time subtracted"
     )
 
@@ -519,8 +525,8 @@ def measure_pagerduty(workers: Workers, chosen: Settings) -> tuple[list[Row], di
             "added by the reads and the note",
             f"p50 {_signed_ms(added)}, p99 {_signed_ms(added_p99)}",
             f"p50 ≤ +{ENRICHMENT_TARGET * 1000:.0f} ms {'met' if added <= ENRICHMENT_TARGET else 'MISSED'}",
-            "on minus off, median of the per-pair differences of the two rows above: 3 GETs, the record in the prompt, "
-            "1 note POST, 1 more UpdateItem",
+            "on minus off, median of the per-pair differences of the two rows above: 5 GETs, the record and the "
+            "computed figures in the prompt, 1 note POST, 1 more UpdateItem",
         ),
     ]
     measured = {float(result) for result in chosen.slow_budgets}

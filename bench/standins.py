@@ -7,7 +7,8 @@ building) still runs, so the benchmark times the handler's real path. No socket 
 
 - AWS: `botocore.endpoint.Endpoint._send` answers from a small in-memory ledger and a fixed parameter set.
 - Devin: `urllib3`'s `HTTPConnectionPool.urlopen` answers the sessions API with a new session.
-- PagerDuty: the same `urlopen`, for api.pagerduty.com, answers an incident's log entries, alerts and notes with
+- PagerDuty: the same `urlopen`, for api.pagerduty.com, answers an incident's log entries, alerts, notes, change
+  events and past incidents with
   `local.pagerduty_standin.sample_record` (PagerDuty's shapes: classic pagination, 8 log entries, 2 alerts,
   2 notes, about 14 KB of JSON) and a note post with the created note. It is called only when the parameters
   hold a PagerDuty key (`FakeAws(pagerduty=True)`), as in a deployment.
@@ -236,11 +237,13 @@ def _response(status: int, document: Any, method: str, url: str, reason: str = "
 
 
 class FakePagerDuty:
-    """PagerDuty's REST API v2 for the calls the function makes: an incident's log entries, alerts and notes (the
-    record of `local.pagerduty_standin.sample_record`, whatever the incident), and a note post. Counts the calls
-    as "METHOD endpoint" (e.g. "GET log_entries", "POST notes")."""
+    """PagerDuty's REST API v2 for the calls the function makes: an incident's log entries, alerts, notes, related
+    change events and past incidents (the record of `local.pagerduty_standin.sample_record`, whatever the
+    incident), and a note post. Counts the calls as "METHOD endpoint" (e.g. "GET log_entries", "POST notes")."""
 
-    _PATH = re.compile(r"^/incidents/(?P<id>[^/]+)/(?P<endpoint>log_entries|alerts|notes)/?$")
+    _PATH = re.compile(
+        r"^/incidents/(?P<id>[^/]+)/(?P<endpoint>log_entries|alerts|notes|related_change_events|past_incidents)/?$"
+    )
 
     def __init__(self, clock: Clock, host: str = PAGERDUTY_HOST) -> None:
         self.clock = clock
@@ -278,8 +281,9 @@ class FakePagerDuty:
         if method == "POST":
             return self._post_note(incident_id, body, headers, url)
         record = self._sample(incident_id)
-        if endpoint == "notes":  # not paginated
-            return _response(200, {"notes": record["notes"]}, method, url)
+        if endpoint in ("notes", "related_change_events", "past_incidents"):  # not paginated
+            key = "change_events" if endpoint == "related_change_events" else endpoint
+            return _response(200, {key: record.get(key, [])}, method, url)
         query = parse_qs(parts.query)
         limit = min(int(query.get("limit", ["25"])[-1]), 100)
         offset = int(query.get("offset", ["0"])[-1])

@@ -220,3 +220,92 @@ def test_with_the_pagerduty_key_the_parameters_are_still_one_ssm_round_trip(
     invoke(api_event(payload("pagey-ping.json")))
 
     assert [call for call in aws_calls if call.startswith("ssm.")] == ["ssm.GetParameters"]
+
+
+# --- The scheduled follow-up over 100 open sessions (issue 14) ----------------------------------------------
+
+OPEN_SESSIONS = 100
+
+
+def open_sessions(devin, pagerduty, count: int = OPEN_SESSIONS) -> list[str]:  # noqa: ANN001 - stand-ins
+    """`count` sessions being followed, as deliveries leave them: started, their note posted, in the index."""
+    import time as clock
+
+    import requests
+
+    from tests.conftest import DEVIN_KEY, DEVIN_ORG, TABLE, aws_client
+
+    sessions = []
+    with requests.Session() as http:
+        for n in range(count):
+            created = http.post(
+                f"{devin.base_url}/v3/organizations/{DEVIN_ORG}/sessions",
+                json={"prompt": "p", "structured_output_schema": {"type": "object"}},
+                headers={"Authorization": f"Bearer {DEVIN_KEY}"},
+                timeout=5,
+            ).json()
+            sessions.append(created["session_id"])
+            pagerduty.add_incident(f"QOPEN{n:04d}")
+            aws_client("dynamodb").put_item(
+                TableName=TABLE,
+                Item={
+                    "incident_id": {"S": f"QOPEN{n:04d}"},
+                    "status": {"S": "started"},
+                    "session_id": {"S": created["session_id"]},
+                    "session_url": {"S": created["url"]},
+                    "following": {"S": "open"},
+                    "session_recorded_epoch": {"N": str(int(clock.time()))},
+                    "session_note_posted_at": {"S": "2026-03-14T10:03:19Z"},
+                    "result_schema": {"S": "default"},
+                },
+            )
+    return sessions
+
+
+def follow_up_run() -> dict:
+    import follow_up
+    from aws_lambda_powertools.utilities import parameters
+
+    from tests.conftest import FakeContext
+
+    follow_up.dependencies.cache_clear()
+    parameters.clear_caches()
+    try:
+        return follow_up.lambda_handler({"source": "aws.events"}, FakeContext(remaining_ms=900_000))
+    finally:
+        follow_up.dependencies.cache_clear()
+
+
+def test_a_follow_up_run_over_100_quiet_sessions_costs_one_query_and_one_write_each(
+    pagerduty_writes, pagerduty, devin, aws_calls
+) -> None:
+    open_sessions(devin, pagerduty)
+    devin.requests.clear()
+    aws_calls.clear()
+
+    report = follow_up_run()
+
+    assert (report["followed"], report["failed"]) == (OPEN_SESSIONS, 0)
+    assert aws_calls == ["ssm.GetParameters", "dynamodb.Query"] + ["dynamodb.UpdateItem"] * OPEN_SESSIONS
+    assert [r.method for r in devin.requests] == ["GET"] * OPEN_SESSIONS
+    assert pagerduty.requests == []
+
+
+def test_a_follow_up_run_posting_100_summaries_costs_three_writes_and_one_note_each(
+    pagerduty_writes, pagerduty, devin, aws_calls
+) -> None:
+    from tests.support.results import valid_result
+
+    for session_id in open_sessions(devin, pagerduty):
+        devin.update_session(session_id, status="exit", structured_output=valid_result())
+    devin.requests.clear()
+    aws_calls.clear()
+
+    report = follow_up_run()
+
+    assert (report["results_valid"], report["stopped"], report["failed"]) == (OPEN_SESSIONS, OPEN_SESSIONS, 0)
+    # Per session: the lease, the note recorded (releasing it), what the run read (leaving the index).
+    dynamodb = [call for call in aws_calls if call.startswith("dynamodb.")]
+    assert dynamodb == ["dynamodb.Query"] + ["dynamodb.UpdateItem"] * (3 * OPEN_SESSIONS)
+    assert [r.method for r in devin.requests] == ["GET"] * OPEN_SESSIONS
+    assert pagerduty_calls(pagerduty) == [("POST", "notes")] * OPEN_SESSIONS
