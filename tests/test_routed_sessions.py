@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import put_parameter
-from tests.support.template import ROOT
 from tests.support.events import api_event, incident, payload
 from tests.support.metrics import names
+from tests.support.template import ROOT
 
 INCIDENT = "Q2CKYRLH85UNN4"
 DEFAULT_SCHEMA = ROOT / "handler" / "bridge" / "postmortem.schema.json"
