@@ -445,108 +445,207 @@ def _minimal_incident(incident_id: str) -> dict[str, Any]:
     }
 
 
-def sample_record(incident_id: str) -> dict[str, Any]:
-    """A realistic resolved P1 incident as PagerDuty's REST API returns it: `{"incident", "log_entries", "alerts",
-    "notes"}`, ready for `add_incident(incident_id, **sample_record(incident_id))`.
+# The sample incidents of events/payloads/, as their webhooks tell them: the same ids, number, title, dates, service,
+# team, escalation policy, priority and responders. What PagerDuty records beyond the webhooks (notifications, an
+# escalation, the alerts) is made up to fit them.
+P1_INCIDENT = "Q2CKYRLH85UNN4"  # incident-resolved-p1.json, incident-triggered-p1.json, incident-annotated.json
+LIFECYCLE_INCIDENT = "Q0R5VW3KLT8ZNA"  # lifecycle-*.json: acknowledged, annotated, resolved, reopened, resolved again
 
-    As PagerDuty does ([CAP-b], [CAP-c]), log entries come newest first; one pair (a notification and the
-    acknowledgement after it) is out of order, and times mix `Z` with the account's `-06:00`, so that sorting
-    by the text of the times, or trusting the order, gives a wrong timeline. Chronologically: trigger 05:31:38Z,
-    notify 05:31:40Z, escalate 05:36:38Z, notify 05:36:40Z, acknowledge 05:37:02Z, annotate 05:39:10Z,
-    reassign 05:40:00Z, resolve 05:41:38Z (2024-09-14).
-    """
-    quoted = quote(incident_id, safe="")
-    api, web = "https://api.pagerduty.com", "https://acme.pagerduty.com"
-    incident_ref = {
-        "id": incident_id,
-        "type": "incident_reference",
-        "summary": "[#4127] Checkout error rate above 5%",
-        "self": f"{api}/incidents/{quoted}",
-        "html_url": f"{web}/incidents/{quoted}",
-    }
+_API, _WEB = "https://api.pagerduty.com", "https://acme.pagerduty.com"
+
+
+class _Account:
+    """References to the sample account's objects, as PagerDuty embeds them in an incident's record."""
+
     service = {
-        "id": "PSVC4CK",
+        "id": "PCK8V2Q",
         "type": "service_reference",
         "summary": "Checkout API",
-        "self": f"{api}/services/PSVC4CK",
-        "html_url": f"{web}/service-directory/PSVC4CK",
+        "self": f"{_API}/services/PCK8V2Q",
+        "html_url": f"{_WEB}/services/PCK8V2Q",
     }
+    team = {"id": "PTM3K9D", "type": "team_reference", "summary": "Payments Platform"}
+    escalation_policy = {"id": "PEP4Z7T", "type": "escalation_policy_reference", "summary": "Checkout API On-Call"}
+    p1 = {"id": "PQ7R2XA", "type": "priority", "summary": "P1", "name": "P1", "order": 196608}
 
+    @staticmethod
     def user(user_id: str, name: str) -> dict[str, Any]:
         return {
             "id": user_id,
             "type": "user_reference",
             "summary": name,
-            "self": f"{api}/users/{user_id}",
-            "html_url": f"{web}/users/{user_id}",
+            "self": f"{_API}/users/{user_id}",
+            "html_url": f"{_WEB}/users/{user_id}",
         }
 
-    laura, devon = user("P553OPV", "Laura Haley"), user("PDM2R7K", "Devon Marsh")
 
-    def entry(
-        entry_id: str,
-        kind: str,
-        summary: str,
-        at: str,
-        agent: dict[str, Any],
-        channel: dict[str, Any],
-        **extra: Any,
-    ) -> dict[str, Any]:
-        return {
-            "id": entry_id,
-            "type": f"{kind}_log_entry",
+# The responders: the agents of the sample webhooks.
+_DANA = _Account.user("PJ4RT2K", "Dana Whitfield")
+_RAVI = _Account.user("PM7QW3N", "Ravi Iyer")
+_WEBSITE, _MOBILE = {"type": "website"}, {"type": "mobile"}
+
+
+@dataclass(frozen=True)
+class SampleIncident:
+    """What a sample incident's record is built from: the incident's own facts, its log (newest first, as PagerDuty
+    answers it), its alerts and its notes. Each entry, alert and note is written without the references every one
+    of them repeats (the service, the incident), which `record` adds."""
+
+    number: int
+    title: str
+    incident_key: str
+    created_at: str
+    resolved_at: str
+    resolved_by: dict[str, Any]
+    incident_type: str
+    log_entries: tuple[dict[str, Any], ...]
+    alerts: tuple[dict[str, Any], ...]
+    notes: tuple[dict[str, Any], ...]
+    # What an account with PagerDuty's AIOps add-on lists for it: change events (without their service, which
+    # `record` adds) and similar past incidents.
+    change_events: tuple[dict[str, Any], ...] = ()
+    past_incidents: tuple[dict[str, Any], ...] = ()
+
+    def record(self, incident_id: str) -> dict[str, Any]:
+        """`{"incident", "log_entries", "alerts", "notes", "change_events", "past_incidents"}` for `incident_id`,
+        ready for `add_incident(id, **it)`."""
+        quoted = quote(incident_id, safe="")
+        summary = f"[#{self.number}] {self.title}"
+        ref = {
+            "id": incident_id,
+            "type": "incident_reference",
             "summary": summary,
-            "self": f"{api}/log_entries/{entry_id}",
-            "html_url": None,
-            "created_at": at,
-            "agent": agent,
-            "channel": channel,
-            "service": service,
-            "incident": incident_ref,
-            "teams": [{"id": "PT5QHAT", "type": "team_reference", "summary": "Payments"}],
-            "contexts": [],
-            **extra,
+            "self": f"{_API}/incidents/{quoted}",
+            "html_url": f"{_WEB}/incidents/{quoted}",
         }
+        service = _Account.service
+        log_entries = [
+            {
+                "id": entry["id"],
+                "type": f"{entry['kind']}_log_entry",
+                "summary": entry["summary"],
+                "self": f"{_API}/log_entries/{entry['id']}",
+                "html_url": None,
+                "created_at": entry["at"],
+                "agent": entry.get("agent", service),
+                "channel": entry["channel"],
+                "service": service,
+                "incident": ref,
+                "teams": [_Account.team],
+                "contexts": [],
+                **entry.get("extra", {}),
+            }
+            for entry in self.log_entries
+        ]
+        alerts = [
+            {
+                "type": "alert",
+                "self": f"{_API}/alerts/{alert['id']}",
+                "html_url": f"{_WEB}/alerts/{alert['id']}",
+                "status": "resolved",
+                "suppressed": False,
+                "service": service,
+                "incident": ref,
+                "integration": None,
+                **alert,
+            }
+            for alert in self.alerts
+        ]
+        trigger = next(entry for entry in self.log_entries if entry["kind"] == "trigger")
+        incident = {
+            "id": incident_id,
+            "type": "incident",
+            "summary": summary,
+            "self": ref["self"],
+            "html_url": ref["html_url"],
+            "incident_number": self.number,
+            "title": self.title,
+            "description": self.title,
+            "created_at": self.created_at,
+            "updated_at": self.resolved_at,
+            "status": "resolved",
+            "urgency": "high",
+            "incident_key": self.incident_key,
+            "service": service,
+            "assignments": [],
+            "acknowledgements": [],
+            "pending_actions": [],
+            "last_status_change_at": self.resolved_at,
+            "last_status_change_by": self.resolved_by,
+            "resolved_at": self.resolved_at,
+            "first_trigger_log_entry": {"id": trigger["id"], "type": "trigger_log_entry_reference"},
+            "alert_counts": {"all": len(alerts), "triggered": 0, "resolved": len(alerts)},
+            "escalation_policy": _Account.escalation_policy,
+            "teams": [_Account.team],
+            "priority": _Account.p1,
+            "resolve_reason": None,
+            "incident_type": {"name": self.incident_type},
+        }
+        change_events = [{"type": "change_event", "services": [service], **change} for change in self.change_events]
+        return copy.deepcopy(
+            {
+                "incident": incident,
+                "log_entries": log_entries,
+                "alerts": alerts,
+                "notes": list(self.notes),
+                "change_events": change_events,
+                "past_incidents": list(self.past_incidents),
+            }
+        )
 
-    def notification(kind: str) -> dict[str, Any]:
-        return {"type": "auto", "notification": {"type": kind, "status": "success"}}
 
-    website = {"type": "website"}
-    # Newest first, but the notification at 05:36:40 is listed before the acknowledgement at 05:37:02.
-    log_entries = [
-        entry("RNAJ8DLJGWHBXXYX1CC5G50C9O", "resolve", "Resolved by Laura Haley", "2024-09-14T05:41:38Z", laura,
-              website, note="Rolled back deploy 412 of checkout-api; error rate back under 0.1%"),
-        entry("R3WQ0M8ZKD4J6YV2C7N1P5X9TA", "assign", "Reassigned to Laura Haley by Devon Marsh",
-              "2024-09-14T05:40:00Z", devon, website, assignees=[laura]),
-        entry("R0V7B2K9M4Q8W1Z6X3J5N7C2PL", "annotate", "Note added by Devon Marsh", "2024-09-13T23:39:10-06:00",
-              devon, website),
-        entry("R8H2D6F4J1K9L3M7N5P0Q2R4ST", "notify", "Notified Devon Marsh by phone.", "2024-09-13T23:36:40-06:00",
-              service, notification("phone_notification"), user=devon),
-        entry("RRPP3746OFFZZ742NSP1G67AWC", "acknowledge", "Acknowledged by Devon Marsh", "2024-09-14T05:37:02Z",
-              devon, {"type": "mobile"}, acknowledgement_timeout=1800),
-        entry("R5T1Y7U3I9O2P6A4S8D0F1G3HJ", "escalate", "Escalated to Devon Marsh by escalation policy timeout",
-              "2024-09-14T05:36:38Z", service, {"type": "timeout"}, assignees=[devon]),
-        entry("R2K4M6P8R0T1V3X5Z7B9D1F3HK", "notify", "Notified Laura Haley by push notification.",
-              "2024-09-13T23:31:40-06:00", service, notification("push_notification"), user=laura),
-        entry("Q02JTSNZWHSEKV", "trigger", "Triggered through the API", "2024-09-14T05:31:38Z", service,
-              {"type": "api", "summary": "Checkout error rate above 5%"},
-              event_details={"description": "Checkout error rate above 5% for 5 minutes"}),
-    ]  # fmt: skip
-    alerts = [
+def _entry(entry_id: str, kind: str, summary: str, at: str, channel: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    agent = extra.pop("agent", None)
+    return {"id": entry_id, "kind": kind, "summary": summary, "at": at, "channel": channel, "extra": extra} | (
+        {"agent": agent} if agent is not None else {}
+    )
+
+
+def _notified(entry_id: str, person: dict[str, Any], how: str, at: str) -> dict[str, Any]:
+    words = {"push_notification": "push notification", "phone_notification": "phone", "sms_notification": "SMS"}
+    channel = {"type": "auto", "notification": {"type": how, "status": "success"}}
+    return _entry(entry_id, "notify", f"Notified {person['summary']} by {words[how]}.", at, channel, user=person)
+
+
+# Checkout API's P1 of 2026-03-14, the incident of the P1 samples: triggered at 09:12:44Z (created_at) by Dana
+# Whitfield through the API, acknowledged at 09:15:02, the acknowledgement timed out after 30 minutes and she
+# acknowledged again, her note at 09:58:02 (incident-annotated.json), resolved by her at 10:03:18
+# (incident-resolved-p1.json). As PagerDuty does ([CAP-b], [CAP-c]), log entries come newest first; one pair (a
+# notification and the acknowledgement after it) is out of order, and times mix `Z` with the account's `-06:00`, so
+# that sorting by the text of the times, or trusting the order, gives a wrong timeline.
+_P1 = SampleIncident(
+    number=1042,
+    title="Checkout API 5xx error rate above 5% — payments failing",
+    incident_key="5b0e6f3c9a2d4e81b7c4d2f09a6e1c38",
+    created_at="2026-03-14T09:12:44Z",
+    resolved_at="2026-03-14T10:03:18Z",
+    resolved_by=_DANA,
+    incident_type="major_default",
+    log_entries=(
+        _entry("RNAJ8DLJGWHBXXYX1CC5G50C9O", "resolve", "Resolved by Dana Whitfield", "2026-03-14T10:03:18Z",
+               _WEBSITE, agent=_DANA, note="Rolled back checkout-service to 2026.03.13-2; 5xx rate back under 0.1%."),
+        _entry("R0V7B2K9M4Q8W1Z6X3J5N7C2PL", "annotate", "Note added by Dana Whitfield", "2026-03-14T03:58:02-06:00",
+               _WEBSITE, agent=_DANA),
+        _notified("R8H2D6F4J1K9L3M7N5P0Q2R4ST", _DANA, "push_notification", "2026-03-14T03:45:04-06:00"),
+        _entry("RRPP3746OFFZZ742NSP1G67AWC", "acknowledge", "Acknowledged by Dana Whitfield", "2026-03-14T09:45:31Z",
+               _MOBILE, agent=_DANA, acknowledgement_timeout=1800),
+        _entry("R5T1Y7U3I9O2P6A4S8D0F1G3HJ", "unacknowledge", "Unacknowledged due to timeout", "2026-03-14T09:45:02Z",
+               {"type": "timeout"}),
+        _entry("R3WQ0M8ZKD4J6YV2C7N1P5X9TA", "acknowledge", "Acknowledged by Dana Whitfield", "2026-03-14T09:15:02Z",
+               _MOBILE, agent=_DANA, acknowledgement_timeout=1800),
+        _notified("R2K4M6P8R0T1V3X5Z7B9D1F3HK", _DANA, "push_notification", "2026-03-14T03:12:46-06:00"),
+        _entry("Q02JTSNZWHSEKV", "trigger", "Triggered through the API", "2026-03-14T09:12:44Z",
+               {"type": "api", "summary": "Checkout API 5xx error rate above 5%"}, agent=_DANA, assignees=[_DANA],
+               event_details={"description": "Checkout API 5xx error rate above 5% for 5 minutes"}),
+    ),
+    alerts=(
         {
             "id": "Q1RPVEX3LK98BU",
-            "type": "alert",
-            "summary": "[PROD] Checkout error rate above 5%",
-            "self": f"{api}/alerts/Q1RPVEX3LK98BU",
-            "html_url": f"{web}/alerts/Q1RPVEX3LK98BU",
-            "created_at": "2024-09-13T23:31:36-06:00",
-            "status": "resolved",
-            "resolved_at": "2024-09-13T23:41:37-06:00",
+            "summary": "[PROD] Checkout API 5xx error rate above 5%",
+            "created_at": "2026-03-14T03:12:44-06:00",
+            "resolved_at": "2026-03-14T04:03:17-06:00",
             "alert_key": "checkout-error-rate",
-            "suppressed": False,
             "severity": "critical",
-            "service": service,
-            "incident": incident_ref,
             "body": {
                 "type": "alert_body",
                 "contexts": [{"type": "link", "href": "https://wiki.example/runbooks/checkout", "text": "Runbook"}],
@@ -554,39 +653,30 @@ def sample_record(incident_id: str) -> dict[str, Any]:
                 "cef_details": {
                     "client": "Alertmanager",
                     "dedup_key": "checkout-error-rate",
-                    "description": "[PROD] Checkout error rate above 5%",
+                    "description": "[PROD] Checkout API 5xx error rate above 5%",
                     "severity": "critical",
                     "source_origin": "Alertmanager",
                 },
             },
-            "integration": None,
         },
         {
             "id": "Q2LAT9KXW3M0QE",
-            "type": "alert",
             "summary": "[PROD] Checkout p99 latency above 2 s",
-            "self": f"{api}/alerts/Q2LAT9KXW3M0QE",
-            "html_url": f"{web}/alerts/Q2LAT9KXW3M0QE",
-            "created_at": "2024-09-14T05:33:02Z",
-            "status": "resolved",
-            "resolved_at": "2024-09-14T05:41:37Z",
+            "created_at": "2026-03-14T09:14:02Z",
+            "resolved_at": "2026-03-14T10:03:17Z",
             "alert_key": "checkout-latency",
-            "suppressed": False,
             "severity": "warning",
-            "service": service,
-            "incident": incident_ref,
             "body": {"type": "alert_body", "details": "p99 latency 2.8 s on checkout-api (threshold 2 s)"},
-            "integration": None,
         },
-    ]
-    notes = [  # newest first, as in [OAS]'s example
+    ),
+    notes=(  # newest first, as in [OAS]'s example
         {
-            "id": "PWL7QXS",
-            "user": devon,
+            "id": "PNT4X7B",
+            "user": _DANA,
             "channel": {"summary": "The PagerDuty website or APIs"},
-            "content": "Error rate started right after deploy 412 of checkout-api. Rolling back.",
-            "created_at": "2024-09-13T23:39:10-06:00",
-            "updated_at": "2024-09-13T23:39:10-06:00",
+            "content": "Rolled back checkout-service to 2026.03.13-2; 5xx rate back under 0.1% at 09:55 UTC.",
+            "created_at": "2026-03-14T03:58:02-06:00",
+            "updated_at": "2026-03-14T03:58:02-06:00",
         },
         {
             "id": "PBT3N8R",
@@ -595,44 +685,127 @@ def sample_record(incident_id: str) -> dict[str, Any]:
                 "id": "PRULE42",
                 "type": "event_rule_reference",
                 "summary": "Restart unhealthy checkout pods",
-                "self": f"{api}/rulesets/PRSET1/rules/PRULE42",
+                "self": f"{_API}/rulesets/PRSET1/rules/PRULE42",
                 "html_url": None,
             },
             "content": "Restarted 2 of 6 checkout-api pods that failed their health checks.",
-            "created_at": "2024-09-14T05:34:00Z",
-            "updated_at": "2024-09-14T05:34:00Z",
+            "created_at": "2026-03-14T09:19:40Z",
+            "updated_at": "2026-03-14T09:19:40Z",
         },
-    ]
-    incident = {
-        "id": incident_id,
-        "type": "incident",
-        "summary": "[#4127] Checkout error rate above 5%",
-        "self": f"{api}/incidents/{quoted}",
-        "html_url": f"{web}/incidents/{quoted}",
-        "incident_number": 4127,
-        "title": "Checkout error rate above 5%",
-        "description": "Checkout error rate above 5%",
-        "created_at": "2024-09-14T05:31:38Z",
-        "updated_at": "2024-09-14T05:41:38Z",
-        "status": "resolved",
-        "urgency": "high",
-        "incident_key": "checkout-error-rate",
-        "service": service,
-        "assignments": [],
-        "acknowledgements": [],
-        "pending_actions": [],
-        "last_status_change_at": "2024-09-14T05:41:38Z",
-        "last_status_change_by": laura,
-        "resolved_at": "2024-09-14T05:41:38Z",
-        "first_trigger_log_entry": {"id": "Q02JTSNZWHSEKV", "type": "trigger_log_entry_reference"},
-        "alert_counts": {"all": 2, "triggered": 0, "resolved": 2},
-        "escalation_policy": {"id": "PU9VW8E", "type": "escalation_policy_reference", "summary": "Payments"},
-        "teams": [{"id": "PT5QHAT", "type": "team_reference", "summary": "Payments"}],
-        "priority": {"id": "PWIZE3V", "type": "priority", "summary": "P1", "name": "P1", "order": 196608},
-        "resolve_reason": None,
-        "incident_type": {"name": "incident_default"},
-    }
-    return {"incident": incident, "log_entries": log_entries, "alerts": alerts, "notes": notes}
+    ),
+    # The deploy the note rolled back, seven minutes before the trigger, and an unrelated flag change that morning
+    # (in the account's zone). The shapes follow PagerDuty's change events ([OAS] ChangeEvent, with
+    # correlation_reason as the related_change_events listing adds it).
+    change_events=(
+        {
+            "id": "PCHG7K2D",
+            "summary": "Deploy checkout-service 2026.03.14-1 (connection pool settings)",
+            "timestamp": "2026-03-14T09:05:31Z",
+            "source": "github-actions",
+            "links": [{"href": "https://github.com/acme/checkout/pull/398", "text": "PR #398"}],
+            "custom_details": {"version": "2026.03.14-1", "previous": "2026.03.13-2"},
+            "correlation_reason": {"reason": "most_recent"},
+        },
+        {
+            "id": "PCHG3F9A",
+            "summary": "Feature flag checkout-tax-engine-v2 at 10% of traffic",
+            "timestamp": "2026-03-14T01:40:12-06:00",
+            "source": "launchdarkly",
+            "links": [],
+            "custom_details": {"flag": "checkout-tax-engine-v2", "rollout": 10},
+            "correlation_reason": {"reason": "related_service"},
+        },
+    ),
+    past_incidents=(
+        {
+            "incident": {
+                "id": "Q1LQ8ZP2XK4MDA",
+                "created_at": "2026-01-22T16:40:03Z",
+                "title": "Checkout API 5xx error rate above 5% after a deploy",
+                "incident_number": 977,
+                "html_url": f"{_WEB}/incidents/Q1LQ8ZP2XK4MDA",
+            },
+            "score": 0.87,
+        },
+    ),
+)  # fmt: skip
+
+# Checkout API's P1 of 2026-03-16, the incident of the lifecycle samples: triggered at 14:02:09Z, escalated from Ravi
+# Iyer to Dana Whitfield, acknowledged by her at 14:08:40 (lifecycle-acknowledged.json), her note at 14:21:33
+# (lifecycle-annotated.json), resolved by her at 14:30:05 (lifecycle-resolved.json), reopened by Ravi Iyer at
+# 14:52:47 (lifecycle-reopened.json) and resolved by him at 15:24:10 (lifecycle-resolved-again.json).
+_LIFECYCLE = SampleIncident(
+    number=1045,
+    title="Checkout API card authorizations timing out",
+    incident_key="9d2f4a7c1b3e4f60a8c5d7e9f1a2b3c4",
+    created_at="2026-03-16T14:02:09Z",
+    resolved_at="2026-03-16T15:24:10Z",
+    resolved_by=_RAVI,
+    incident_type="major_default",
+    log_entries=(
+        _entry("RL9Q4W7E2R5T8Y1U3I6O0P4A7S", "resolve", "Resolved by Ravi Iyer", "2026-03-16T15:24:10Z", _WEBSITE,
+               agent=_RAVI, note="Primary acquirer's gateway pool resized; authorizations back under 300 ms."),
+        _entry("RL2D5F8G1H4J7K0L3Z6X9C2V5B", "acknowledge", "Acknowledged by Ravi Iyer", "2026-03-16T14:53:30Z",
+               _MOBILE, agent=_RAVI, acknowledgement_timeout=1800),
+        _notified("RL8N1M4Q7W0E3R6T9Y2U5I8O1P", _RAVI, "push_notification", "2026-03-16T08:52:49-06:00"),
+        # UNCONFIRMED: how PagerDuty logs a reopening; its OpenAPI schema lists no reopen log entry type.
+        _entry("RL4A7S0D3F6G9H2J5K8L1Z4X7C", "reopen", "Reopened by Ravi Iyer", "2026-03-16T14:52:47Z", _WEBSITE,
+               agent=_RAVI, assignees=[_RAVI]),
+        _entry("RL0V3B6N9M2Q5W8E1R4T7Y0U3I", "resolve", "Resolved by Dana Whitfield", "2026-03-16T08:30:05-06:00",
+               _WEBSITE, agent=_DANA, note="Failed over to the secondary acquirer; authorizations succeed again."),
+        _entry("RL6O9P2A5S8D1F4G7H0J3K6L9Z", "annotate", "Note added by Dana Whitfield", "2026-03-16T14:21:33Z",
+               _WEBSITE, agent=_DANA),
+        _notified("RL7C0V3B6N9M2Q5W8E1R4T7Y0U", _DANA, "phone_notification", "2026-03-16T14:07:11Z"),
+        _entry("RL5X8C1V4B7N0M3Q6W9E2R5T8Y", "acknowledge", "Acknowledged by Dana Whitfield", "2026-03-16T14:08:40Z",
+               _MOBILE, agent=_DANA, acknowledgement_timeout=1800),
+        _entry("RL1U4I7O0P3A6S9D2F5G8H1J4K", "escalate", "Escalated to Dana Whitfield by escalation policy timeout",
+               "2026-03-16T08:07:09-06:00", {"type": "timeout"}, assignees=[_DANA]),
+        _notified("RL3L6Z9X2C5V8B1N4M7Q0W3E6R", _RAVI, "push_notification", "2026-03-16T14:02:11Z"),
+        _entry("QL9T2Y5U8I1O4P", "trigger", "Triggered through the API", "2026-03-16T14:02:09Z",
+               {"type": "api", "summary": "Checkout API card authorizations timing out"}, assignees=[_RAVI],
+               event_details={"description": "Card authorization p99 above 10 s on checkout-api for 5 minutes"}),
+    ),
+    alerts=(
+        {
+            "id": "QL7AUTH0TMO9UT",
+            "summary": "[PROD] Checkout card authorization p99 above 10 s",
+            "created_at": "2026-03-16T14:02:09Z",
+            "resolved_at": "2026-03-16T15:24:09Z",
+            "alert_key": "checkout-authorization-latency",
+            "severity": "critical",
+            "body": {
+                "type": "alert_body",
+                "details": {"p99_ms": "11840", "acquirer": "primary", "region": "us-west-2"},
+            },
+        },
+    ),
+    notes=(
+        {
+            "id": "PNT9K2Q",
+            "user": _DANA,
+            "channel": {"summary": "The PagerDuty website or APIs"},
+            "content": "Authorizations time out at the primary acquirer; failed over to the secondary at 14:19 UTC.",
+            "created_at": "2026-03-16T14:21:33Z",
+            "updated_at": "2026-03-16T14:21:33Z",
+        },
+    ),
+)  # fmt: skip
+
+# Which sample incident has which record; any other incident id gets the P1 sample's, moved to that id.
+SAMPLE_INCIDENTS: dict[str, SampleIncident] = {P1_INCIDENT: _P1, LIFECYCLE_INCIDENT: _LIFECYCLE}
+
+
+def sample_record(incident_id: str) -> dict[str, Any]:
+    """A resolved P1 incident as PagerDuty's REST API returns it: `{"incident", "log_entries", "alerts", "notes"}`,
+    ready for `add_incident(incident_id, **sample_record(incident_id))`.
+
+    A sample incident of events/payloads/ (SAMPLE_INCIDENTS) gets the record its webhooks tell: the same created_at,
+    the same responders doing the same things at the times the webhooks say, the same service, team and priority.
+    Any other id gets the P1 sample's record, moved to that id (the demo's other incidents are copies of the P1
+    sample). Chronologically, the P1's: trigger 09:12:44Z, notify 09:12:46Z, acknowledge 09:15:02Z, unacknowledge
+    09:45:02Z, notify 09:45:04Z, acknowledge 09:45:31Z, annotate 09:58:02Z, resolve 10:03:18Z (2026-03-14).
+    """
+    return SAMPLE_INCIDENTS.get(incident_id, _P1).record(incident_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -651,9 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve_until_stopped(
         standin,
-        lambda: (
-            f"PagerDuty stand-in listening on {standin.base_url} (a sample record for any incident id); Ctrl-C stops"
-        ),
+        lambda: f"PagerDuty stand-in listening on {standin.base_url} (sample_record for any incident id); Ctrl-C stops",
     )
     return 0
 

@@ -3,6 +3,9 @@
     python -m local.send PAYLOAD_FILE|- [--url URL] [--secret S] [--second-secret S2]
                          [--webhook-secret W] [--webhook-id ID]
 
+Without --url it posts to the running local stack (scripts/local; the one started last when several run, which it
+says), or to http://127.0.0.1:3000/pagerduty when none says it runs.
+
 The file's exact bytes are sent and signed (HMAC-SHA256, hex, `X-PagerDuty-Signature: v1=<hmac>`, a second
 `v1=` entry with --second-secret, as PagerDuty sends during a secret rotation), with the headers PagerDuty
 adds. It prints the HTTP status and the answer, and exits 0 on a 2xx, 1 on any other status, and 2 on a usage
@@ -96,6 +99,20 @@ def send(
         raise SendError(f"cannot reach {url}: {error.strerror or error}") from None
 
 
+def local_stack_url() -> str:
+    """The webhook of the running local stack (the one started last, said on stderr when several run), else
+    DEFAULT_URL: where scripts/local listens unless told otherwise."""
+    from local.stack import StackError, find_stack
+
+    try:
+        outputs, note = find_stack()
+    except StackError:
+        return DEFAULT_URL
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return outputs.get("WebhookUrl") or DEFAULT_URL
+
+
 def _lower(items: object) -> dict[str, str]:
     return {str(name).lower(): str(value) for name, value in items}  # type: ignore[attr-defined]
 
@@ -128,7 +145,9 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m local.send", description=__doc__.splitlines()[0])
     parser.add_argument("payload", metavar="PAYLOAD_FILE", help="the PagerDuty body to send, or - for stdin")
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"where to POST it (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--url", help=f"where to POST it (default: the running local stack's webhook, else {DEFAULT_URL})"
+    )
     parser.add_argument(
         "--secret",
         default=os.environ.get("PAGERDUTY_SIGNING_SECRET") or TEST_SIGNING_SECRET,
@@ -150,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status, headers, answer = send(
             body,
-            args.url,
+            args.url or local_stack_url(),
             secrets,
             webhook_secret=args.webhook_secret,
             webhook_id=args.webhook_id,

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from local.devin_standin import DevinStandIn
 from local.pagerduty_standin import PagerDutyStandIn
@@ -87,8 +88,10 @@ PASSED_THROUGH = (
 )
 
 
-# Where scripts/local says that a stack runs, and where (read_state); removed when it stops.
-STATE_FILE = ROOT / ".local-stack.json"
+# Where each running scripts/local says where it is (write_state): one file per stack, named by its process id, so
+# that a second stack never overwrites the first's and stopping one removes only its own. Files of processes that
+# are gone are ignored and removed by whoever reads them (running_stacks).
+STATE_DIR = ROOT / ".local-stacks"
 # What the deployed stack would name its functions (their outputs); locally there is no function name.
 FUNCTION_NAME = "PagerDutyPostmortemFunction"
 FOLLOW_UP_FUNCTION_NAME = "FollowUpFunction"
@@ -127,13 +130,7 @@ def scheduled_event(now: datetime | None = None) -> dict[str, Any]:
 
 def _routing_checks() -> Any:
     """handler/bridge/routing.py: the function's own checks of the routing document and prompt template (pure)."""
-    import importlib
-
-    handler = str(ROOT / "handler")
-    if handler not in sys.path:
-        # Last: nothing of the function's may shadow what this process imports.
-        sys.path.append(handler)
-    return importlib.import_module("bridge.routing")
+    return _bridge("routing")
 
 
 def _document(option: str, path: str | Path | None, name: str) -> str | None:
@@ -268,7 +265,7 @@ class LocalStack:
 
     def outputs(self) -> dict[str, str]:
         """Where the running stack is, as the deployed stack's outputs say it (plus the local endpoints): what
-        scripts/doctor --local and scripts/ledger --local read from STATE_FILE. No secret."""
+        scripts/doctor --local, scripts/ledger --local and local.send read from its state file. No secret."""
         return {
             "WebhookUrl": self.url,
             "LedgerTableName": self.table_name,
@@ -597,10 +594,86 @@ class LocalStack:
         return f"cannot listen on {host}:{port}: {error.strerror or error}"
 
 
-def _send_command(stack: LocalStack) -> str:
-    send = "python -m local.send"
-    url = "" if stack.url == "http://127.0.0.1:3000/pagerduty" else f" --url {shlex.quote(stack.url)}"
-    return f".venv/bin/{send} events/payloads/incident-resolved-p1.json{url}"
+# The samples the banner may suggest, in the order it tries them, and what each is; the first that would start a
+# session with the stack's settings is the one it suggests.
+SUGGESTED_SAMPLES = (
+    ("incident-resolved-p1.json", "a P1 resolve"),
+    ("lifecycle-acknowledged.json", "an acknowledgement: an early start, docs/local.md#the-lifecycle-by-hand"),
+    ("incident-triggered-p1.json", "a P1 trigger: the session starts early"),
+    ("incident-resolved-low-urgency.json", "a low-urgency resolve"),
+)
+
+
+def _bridge(module: str) -> Any:
+    """One of the function's own modules (handler/bridge/), imported in this process."""
+    import importlib
+
+    handler = str(ROOT / "handler")
+    if handler not in sys.path:
+        # Last: nothing of the function's may shadow what this process imports.
+        sys.path.append(handler)
+    return importlib.import_module(f"bridge.{module}")
+
+
+def predicted_answer(stack: LocalStack, payload: Path, now: float | None = None) -> str:
+    """What the stack's function answers this sample on an empty ledger, judged by the function's own selection
+    (its EVENT_TYPES, FOLLOW_UP_EVENT_TYPES, severity rule and MAX_EVENT_AGE_HOURS) and the stack's routing
+    document: "200 started", or "200 ignored: <the function's reason>"."""
+    import time
+
+    config, pagerduty, policy = _bridge("config"), _bridge("pagerduty"), _bridge("policy")
+    settings = config.Settings.from_env(stack.function_env)
+    selected = policy.select(pagerduty.parse_event(payload.read_bytes()), settings, time.time() if now is None else now)
+    if isinstance(selected, policy.Ignored):
+        return f"200 ignored: {selected.reason}"
+    if selected.start is not None:
+        # Forwarded only to a session, and on an empty ledger there is none.
+        return f"200 ignored: {selected.start.reason}"
+    if stack.routing and selected.incident is not None:
+        routing = _bridge("routing")
+        facts = routing.Facts.of(selected.incident, selected.event.event_type)
+        rule = routing.parse_routing(Path(stack.routing).read_text(encoding="utf-8")).route(facts)
+        if rule is not None and rule.skip:
+            return f"200 ignored: routing rule {rule.name!r} skips this incident"
+    return "200 started"
+
+
+def _send_command(stack: LocalStack, payload: str = "incident-resolved-p1.json") -> str:
+    # Always the stack's URL: without one, local.send posts to the stack started last, which may be another.
+    command = f".venv/bin/python -m local.send events/payloads/{payload} --url {shlex.quote(stack.url)}"
+    if stack.webhook_secret:
+        # The stack refuses a delivery without it (401); the user chose it for this local stack.
+        command += f" --webhook-secret {shlex.quote(stack.webhook_secret)}"
+    return command
+
+
+def _suggestion(stack: LocalStack) -> list[str]:
+    """A sample to send and what it will get with this stack's settings: the first that starts a session, or else
+    the P1 resolve and why it will be ignored."""
+    from scripts.make_events import PAYLOADS_DIR
+
+    try:
+        answers = {name: predicted_answer(stack, PAYLOADS_DIR / name) for name, _ in SUGGESTED_SAMPLES}
+    except Exception as error:  # the stack runs; a banner that cannot predict must not stop it
+        return [
+            f"Send a signed sample event (its answer could not be predicted: {error}):",
+            f"  {_send_command(stack)}",
+        ]
+    for name, what in SUGGESTED_SAMPLES:
+        if answers[name] == "200 started":
+            return [
+                f"Send a signed sample event ({what}): 200 started, one session; send it again: 200 duplicate:",
+                f"  {_send_command(stack, name)}",
+            ]
+    name, what = SUGGESTED_SAMPLES[0]
+    lines = [
+        f"Send a signed sample event ({what}). With these settings no sample starts a session; this one gets",
+        f"  {answers[name]}",
+        f"  {_send_command(stack, name)}",
+    ]
+    if "MAX_EVENT_AGE_HOURS" in answers[name]:
+        lines.append("  (the samples are dated: --param MaxEventAgeHours=0, the local default, turns the check off)")
+    return lines
 
 
 def _follow_up_command(stack: LocalStack) -> str:
@@ -618,8 +691,8 @@ def banner(stack: LocalStack) -> str:
         devin = f"REAL API  {stack.devin_url}  (org {os.environ.get('DEVIN_ORG_ID', '?')}: sessions are real)"
     if stack.pagerduty is not None:
         pagerduty = (
-            f"stand-in  {stack.pagerduty.base_url}  (a sample record for any incident, keeps the notes posted; "
-            f"key {STANDIN_PAGERDUTY_API_KEY}, from {STANDIN_PAGERDUTY_FROM_EMAIL})"
+            f"stand-in  {stack.pagerduty.base_url}  (each sample incident's record, the P1's for any other; keeps"
+            f" the notes posted; key {STANDIN_PAGERDUTY_API_KEY}, from {STANDIN_PAGERDUTY_FROM_EMAIL})"
         )
     else:
         pagerduty = "off  (--no-pagerduty: no key in Parameter Store, the functions never call PagerDuty)"
@@ -648,8 +721,7 @@ def banner(stack: LocalStack) -> str:
             *configured,
             f"  signing secret (test only): {stack.signing_secret}",
             "",
-            "Send a signed sample event (a P1 resolve: starts one session; send it again: duplicate):",
-            f"  {_send_command(stack)}",
+            *_suggestion(stack),
             "Run the scheduled follow-up now (it posts each open session's pull requests on the incident, once):"
             if stack.pagerduty is not None
             else "Run the scheduled follow-up now (without a PagerDuty key it does nothing, and says so):",
@@ -670,33 +742,109 @@ def _overrides(values: list[str]) -> dict[str, str]:
     return overrides
 
 
-def write_state(stack: LocalStack, path: Path | None = None) -> None:
-    """Tell the operator tools (scripts/doctor --local, scripts/ledger --local) where the running stack is."""
-    path = path or STATE_FILE
-    path.write_text(json.dumps({"pid": os.getpid(), "outputs": stack.outputs()}, indent=2) + "\n", encoding="utf-8")
-
-
-def remove_state(path: Path | None = None) -> None:
-    """Remove the state file, if this process wrote it: another stack's (or a refused start's) stays."""
-    path = path or STATE_FILE
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-        if int(json.loads(path.read_text(encoding="utf-8"))["pid"]) == os.getpid():
-            path.unlink()
-
-
-def read_state(path: Path | None = None) -> dict[str, str]:
-    """The running local stack's outputs; StackError when none is running (the file is missing or stale)."""
-    path = path or STATE_FILE
+def _process_start(pid: int) -> str | None:
+    """When the process started (clock ticks since boot, from /proc), or None where there is no /proc: a process id
+    reused by another process after a stack was killed must not pass for that stack."""
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        os.kill(int(state["pid"]), 0)  # still running?
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        raise StackError("no local stack is running: start one with scripts/local") from None
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: the fields after it follow its last ')'.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(state: Mapping[str, Any]) -> bool:
+    pid = int(state["pid"])
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
-        raise StackError(
-            "the local stack that wrote .local-stack.json has stopped: start one with scripts/local"
-        ) from None
-    return dict(state["outputs"])
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    recorded, now = state.get("process_start"), _process_start(pid)
+    return recorded is None or now is None or recorded == now
+
+
+def write_state(stack: LocalStack, directory: Path | None = None) -> Path:
+    """Tell the operator tools (scripts/doctor --local, scripts/ledger --local, local.send) where this running stack
+    is: <directory>/<pid>.json, written whole or not at all. Returns its path."""
+    directory = directory or STATE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    pid = os.getpid()
+    state = {
+        "pid": pid,
+        "process_start": _process_start(pid),
+        "started_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outputs": stack.outputs(),
+    }
+    path = directory / f"{pid}.json"
+    partial = directory / f".{pid}.json.partial"
+    partial.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def remove_state(directory: Path | None = None) -> None:
+    """Remove this process's state file, and only it: other stacks' stay."""
+    with contextlib.suppress(FileNotFoundError):
+        ((directory or STATE_DIR) / f"{os.getpid()}.json").unlink()
+
+
+def running_stacks(directory: Path | None = None) -> list[dict[str, Any]]:
+    """Every running local stack's state ({"pid", "started_at", "outputs"}), the one started first first. A file
+    that does not parse, or whose process is gone, is removed."""
+    directory = directory or STATE_DIR
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            alive = _alive(state) and isinstance(state["outputs"], dict)
+        except FileNotFoundError:  # its stack stopped meanwhile
+            continue
+        except (ValueError, KeyError, TypeError):
+            alive = False
+        if alive:
+            found.append(state)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    return sorted(found, key=lambda state: (str(state.get("started_at", "")), int(state["pid"])))
+
+
+def _port(state: Mapping[str, Any]) -> int | None:
+    try:
+        return urlsplit(str(state["outputs"].get("WebhookUrl", ""))).port
+    except ValueError:
+        return None
+
+
+def find_stack(port: int | None = None, directory: Path | None = None) -> tuple[dict[str, str], str | None]:
+    """The outputs of the running local stack to use, and a note that says which one when several run (else None):
+    the one whose webhook listens on `port`, or else the one started last. StackError when there is none."""
+    running = running_stacks(directory)
+    if not running:
+        raise StackError("no local stack is running: start one with scripts/local")
+    ports = [_port(state) for state in running]
+    listed = ", ".join(str(p) for p in ports)
+    if port is not None:
+        chosen = [state for state, its in zip(running, ports, strict=True) if its == port]
+        if not chosen:
+            raise StackError(f"no local stack is running on port {port}; running: webhook port {listed}")
+        return dict(chosen[-1]["outputs"]), None
+    chosen_state = running[-1]
+    note = None
+    if len(running) > 1:
+        note = (
+            f"{len(running)} local stacks are running (webhook ports {listed}): using port {ports[-1]}, the one"
+            " started last; --port PORT picks another"
+        )
+    return dict(chosen_state["outputs"]), note
+
+
+def read_state(port: int | None = None, directory: Path | None = None) -> dict[str, str]:
+    """The outputs of the running local stack (find_stack, without its note); StackError when none is running."""
+    return find_stack(port, directory)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,15 @@
 """Preflight check of the bridge, deployed (--stack NAME) or local (--local): one line per check, ✓ or ✗.
 
     scripts/doctor --stack NAME    # region and credentials from the usual AWS settings (AWS_PROFILE, AWS_REGION…)
-    scripts/doctor --local         # the stack scripts/local is running (it says where in .local-stack.json)
+    scripts/doctor --local         # the stack scripts/local is running (several: the one started last, or --port)
 
 The checks, in order: the stack's outputs; each Parameter Store name under the prefix that the function reads
 (present when required, SecureString for a secret and String otherwise, the routing document and the prompt
 template valid as the function judges them); the Devin key (GET /v3/self, its organisation, a read of the
 organisation's sessions); the PagerDuty key when one is configured (GET /incidents, and that the from-email is a
-user of the account); the ledger table and its TTL; the webhook URL (a pagey.ping signed with the stored secret is
-answered 2xx "ignored", an unsigned one 401).
+user of the account); the ledger table and its TTL; on a deployed stack, the Powertools layer of both functions (it
+resolves, and holds the release requirements-dev.txt pins); the webhook URL (a pagey.ping signed with the stored
+secret is answered 2xx "ignored", an unsigned one 401).
 
 Under each ✗ it says what to do. It only reads: it never creates a Devin session or posts a PagerDuty note (the
 function ignores a ping), and it never prints a secret: every line is scrubbed of the secret values it read.
@@ -23,6 +24,7 @@ import functools
 import ipaddress
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -101,6 +103,7 @@ class Target:
     aws_args: str  # what the aws commands in the advice need: the region, or the local endpoint
     redeploy: str  # how to get the stack's resources and outputs back
     logs: str  # where the function's logs are
+    deployed: bool = False  # a stack in AWS, whose functions run with a layer (the local stack has none)
 
 
 @dataclass(frozen=True)
@@ -161,22 +164,26 @@ def stack_target(name: str) -> Target:
         aws_args=f" --region {region}",
         redeploy=f"the stack is {status}: deploy it (scripts/build && sam deploy --stack-name {name}), then run again",
         logs=f"sam logs -n PagerDutyPostmortemFunction --stack-name {name} --region {region}",
+        deployed=True,
     )
 
 
-def local_target() -> Target:
-    """The stack scripts/local runs, from its .local-stack.json, and its moto with the fake credentials."""
+def local_target(port: int | None = None) -> Target:
+    """The stack scripts/local runs (the one whose webhook is on `port`, or the one started last), from its state
+    file, and its moto with the fake credentials. When several run, says which one on stderr."""
     from local.aws import LocalAws
-    from local.stack import StackError, read_state
+    from local.stack import StackError, find_stack
 
     try:
-        outputs = read_state()
+        outputs, note = find_stack(port)
     except StackError as error:
         raise Unusable(str(error)) from None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     endpoint = outputs.get("AwsEndpoint", "")
     where = urlsplit(endpoint)
     if not (where.hostname and where.port):
-        raise Unusable("the local stack's .local-stack.json names no AwsEndpoint: restart scripts/local")
+        raise Unusable("the local stack's state file names no AwsEndpoint: restart scripts/local")
     return Target(
         label="the local stack",
         outputs=outputs,
@@ -260,8 +267,8 @@ def _put(target: Target, name: str, *, overwrite: bool = False) -> str:
     )
 
 
-def _allowed(target: Target, actions: str) -> str:
-    policy = target.outputs.get("LedgerOperatorPolicyArn")
+def _allowed(target: Target, actions: str, policy_output: str = "LedgerOperatorPolicyArn") -> str:
+    policy = target.outputs.get(policy_output)
     return f"use credentials that may {actions}" + (
         f" (the stack's operator policy {policy} grants it)" if policy else ""
     )
@@ -424,6 +431,100 @@ def check_ledger(target: Target) -> Check:
     return Check(f"ledger table {table}: ACTIVE, TTL {state} on {attribute}")
 
 
+# The functions whose layer the layer check reads, by the output naming each.
+FUNCTION_OUTPUTS = ("FunctionName", "FollowUpFunctionName")
+REQUIREMENTS = HANDLER.parent / "requirements-dev.txt"
+# Public Parameter Store names Powertools keeps in each region it publishes to: that region's layer ARN of a release.
+POWERTOOLS_PARAMETER = "/aws/service/powertools/python/{architecture}/{runtime}/{version}"
+
+
+def pinned_powertools() -> str | None:
+    """The Powertools release the tests run against (requirements-dev.txt): the one the layer must hold."""
+    text = REQUIREMENTS.read_text(encoding="utf-8") if REQUIREMENTS.is_file() else ""
+    match = re.search(r"^aws-lambda-powertools(?:\[[^\]]*\])?==([^\s;#]+)", text, flags=re.M)
+    return match.group(1) if match else None
+
+
+def layer_release(layer: Mapping[str, Any]) -> str | None:
+    """The Powertools release a layer version holds, from its description: Powertools' layers say it nowhere else
+    ("Powertools for AWS Lambda (Python) V3 [arm64 - Python 3.13] with extra dependencies version 3.23.0", as
+    layer_v3/layer_constructors/layer_stack.py of aws-powertools/powertools-lambda-python writes it)."""
+    match = re.search(r"\bversion (\d+\.\d+\.\d+\S*)", str(layer.get("Description") or ""))
+    return match.group(1) if match else None
+
+
+def check_layer(target: Target) -> Check:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    what = "Powertools layer"
+    names = [target.outputs[output] for output in FUNCTION_OUTPUTS if target.outputs.get(output)]
+    if not names:
+        return _not_checked(what, "the stack has no FunctionName output")
+    pinned = pinned_powertools()
+    if pinned is None:
+        return Check(what, f"{REQUIREMENTS.name} pins no aws-lambda-powertools release", "pin the one the layer holds")
+    lambda_ = target.client("lambda")
+    read = _allowed(target, "lambda:GetFunctionConfiguration on the stack's functions", "LayerCheckPolicyArn")
+    users: dict[str, list[Mapping[str, Any]]] = {}  # layer version ARN: the configurations of the functions using it
+    for name in names:
+        try:
+            config = lambda_.get_function_configuration(FunctionName=name)
+        except ClientError as error:
+            if _aws_error(error).startswith("ResourceNotFoundException"):
+                return Check(f"{what}: function {name}", "does not exist", target.redeploy)
+            return Check(what, f"function {name} cannot be read: {_aws_error(error)}", read)
+        except BotoCoreError as error:
+            return Check(what, f"function {name} cannot be read: {error}", "check this machine's network")
+        layers = [layer.get("Arn", "") for layer in config.get("Layers") or []]
+        if not layers:
+            return Check(what, f"function {name} has no layer, so it cannot import Powertools", target.redeploy)
+        for arn in layers:
+            users.setdefault(arn, []).append(config)
+    found = []
+    for arn, configs in users.items():
+        runtime = str(configs[0].get("Runtime", ""))
+        architecture = str((configs[0].get("Architectures") or ["x86_64"])[0])
+        region = arn.split(":")[3] if arn.count(":") >= 6 else "?"
+        name = POWERTOOLS_PARAMETER.format(architecture=architecture, runtime=runtime, version=pinned)
+        pick = (
+            f"the ARN of Powertools {pinned} in {region} is the value of {name} (aws ssm get-parameter --name {name}"
+            f" --query Parameter.Value --output text{target.aws_args}): set PowertoolsLayerVersion to its"
+            " version number (the ARN's last part) in samconfig.toml, then sam deploy"
+        )
+        layer_name, _, number = arn.rpartition(":")
+        try:
+            # By the layer's ARN and version: GetLayerVersionByArn's answer and permission (lambda:GetLayerVersion).
+            layer = lambda_.get_layer_version(LayerName=layer_name, VersionNumber=int(number))
+        except ClientError as error:
+            said = _aws_error(error)
+            # Another account's layer version that does not exist is refused, not "not found".
+            if said.startswith("ResourceNotFoundException") or "resource-based policy" in said:
+                return Check(f"{what} {arn}", f"does not resolve in {region} ({said})", pick)
+            todo = _allowed(target, f"lambda:GetLayerVersion on {arn}", "LayerCheckPolicyArn")
+            return Check(f"{what} {arn}", f"cannot be read: {said}", todo)
+        except (BotoCoreError, ValueError) as error:
+            return Check(f"{what} {arn}", f"cannot be read: {error}", "check this machine's network")
+        release = layer_release(layer)
+        if release != pinned:
+            holds = (
+                f"holds Powertools {release}"
+                if release
+                else f"names no Powertools release ({layer.get('Description')!r})"
+            )
+            return Check(f"{what} {arn}", f"{holds}; the tests pin {pinned} ({REQUIREMENTS.name})", pick)
+        # A layer that names what it is built for must be built for each function using it.
+        for config in configs:
+            wanted = [("CompatibleRuntimes", config.get("Runtime"))]
+            wanted += [("CompatibleArchitectures", value) for value in config.get("Architectures") or []]
+            wrong = [str(value) for key, value in wanted if layer.get(key) and value not in layer[key]]
+            if wrong:
+                built_for = f"is not built for {' and '.join(wrong)}, which {config.get('FunctionName')} runs on"
+                return Check(f"{what} {arn}", built_for, pick)
+        found.append(f"{arn} (Powertools {release}, {runtime} {architecture})")
+    count = "both functions" if len(names) == 2 else "the function"
+    return Check(f"{what} of {count}: {'; '.join(found)}, the release the tests pin")
+
+
 def _said(status: int, raw: bytes) -> tuple[str, dict[str, Any]]:
     """How to show an answer of the function ("HTTP 401 'signature missing or invalid'"), and its JSON object."""
     try:
@@ -481,6 +582,8 @@ def checks(target: Target) -> Iterator[tuple[Check, Stored]]:
     yield check_devin(target, stored), stored
     yield check_pagerduty(target, stored), stored
     yield check_ledger(target), stored
+    if target.deployed:
+        yield check_layer(target), stored
     yield from ((check, stored) for check in check_webhook(target, stored))
 
 
@@ -511,12 +614,16 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", metavar="NAME", help="a deployed stack (region from AWS_REGION / AWS_PROFILE)")
     which.add_argument("--local", action="store_true", help="the stack scripts/local is running")
+    parser.add_argument("--port", type=int, help="with --local: the local stack whose webhook listens on PORT")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse has printed the usage; --help exits 0
         return 0 if exit_.code in (0, None) else 2
+    if args.port is not None and not args.local:
+        print("error: --port picks a local stack: use it with --local", file=sys.stderr)
+        return 2
     try:
-        target = local_target() if args.local else stack_target(args.stack)
+        target = local_target(args.port) if args.local else stack_target(args.stack)
     except Unusable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """The ledger for operators: list recent incidents, show one, forget one so that its next delivery starts afresh.
 
-    scripts/ledger list       (--stack NAME | --table NAME | --local) [--since 7d] [--status S] [--limit 50]
-    scripts/ledger show ID    (--stack NAME | --table NAME | --local)
-    scripts/ledger forget ID  (--stack NAME | --table NAME | --local) [--yes] [--force]
+    scripts/ledger list       (--stack NAME | --table NAME | --local [--port P]) [--since 7d] [--status S] [--limit 50]
+    scripts/ledger show ID    (--stack NAME | --table NAME | --local [--port P])
+    scripts/ledger forget ID  (--stack NAME | --table NAME | --local [--port P]) [--yes] [--force]
 
 Every command takes --json (the items as JSON, for scripts). `list` queries the table's by-status index, one status
 at a time; it never scans the table. `forget` deletes the incident's item, so that the next qualifying delivery for
@@ -85,7 +85,7 @@ class Table:
 
 def open_table(args: argparse.Namespace) -> Table:
     if args.local:
-        return _local_table()
+        return _local_table(args.port)
     # botocore reads only AWS_DEFAULT_REGION; the AWS CLI lets AWS_REGION win over it, and so does this.
     session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
     region = session.region_name
@@ -104,19 +104,24 @@ def _stack_table(cloudformation: Any, stack: str, region: str) -> str:
     return str(outputs["LedgerTableName"])
 
 
-def _local_table() -> Table:
+def _local_table(port: int | None) -> Table:
+    """The table of the running local stack (the one on `port`, or the one started last: said on stderr when several
+    run)."""
     from local.aws import LocalAws
-    from local.stack import StackError, read_state
+    from local.stack import StackError, find_stack
 
     try:
-        outputs = read_state()
+        outputs, note = find_stack(port)
     except StackError as error:
         raise LedgerError(str(error)) from None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     endpoint = urlsplit(outputs["AwsEndpoint"])
     # LocalAws.client: the fake credentials, and no profile or endpoint from the user's shell.
     client = LocalAws(host=endpoint.hostname or "127.0.0.1", port=endpoint.port or 80).client("dynamodb")
     table = outputs["LedgerTableName"]
-    return Table(client, table, f"the local stack's table {table}")
+    webhook_port = urlsplit(outputs.get("WebhookUrl", "")).port
+    return Table(client, table, f"the local stack's table {table}" + (f" (port {webhook_port})" if note else ""))
 
 
 def _call(client: Any, operation: str, where: str, **kwargs: Any) -> dict[str, Any]:
@@ -348,6 +353,8 @@ def render_item(item: Mapping[str, Any], now: float) -> str:
         "notes_unconfirmed",
     )
 
+    _render_result(item, section, field)
+
     section("lifecycle")
     by = "started by" if get("status") == STARTED else "claimed by"
     field(by, f"{_text(get('event_type', '?'))} {_text(get('event_id', '?'))}", "event_type", "event_id")
@@ -394,6 +401,64 @@ def render_item(item: Mapping[str, Any], now: float) -> str:
         for name, value in sorted(others.items()):
             field(name, _text(value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
     return "\n".join(lines)
+
+
+def _render_result(item: Mapping[str, Any], section: Any, field: Any) -> None:
+    """The postmortem's structured result as the follow-up judged and kept it (issue 14), when there is any."""
+    names = ("result_status", "result_schema", "computed", "evidence_ids", "postmortem_result", "result_error")
+    if not any(name in item for name in names):
+        return
+    get = item.get
+    section("postmortem")
+    meaning = {
+        "valid": "valid: kept below",
+        "invalid": "invalid: no summary note",
+        "missing": "missing: the session ended without one",
+    }
+    status = str(get("result_status") or "")
+    field("result", meaning.get(status, _text(status)) or "none yet", "result_status")
+    field("error", _text(get("result_error")) if get("result_error") else "", "result_error")
+    field("schema", _text(get("result_schema")) if get("result_schema") else "", "result_schema")
+    kept = get("postmortem_result") or {}
+    root = kept.get("root_cause") or {}
+    field("summary", _text(kept.get("summary")) if kept.get("summary") else "", "postmortem_result")
+    if root:
+        field("root cause", f"({_text(root.get('confidence'))}) {_text(root.get('statement'))}")
+    items = [
+        f"[{_text(entry.get('priority'))} {_text(entry.get('type'))}] {_text(entry.get('title'))}"
+        f"  (owner: {_text(entry.get('owner'))})"
+        for entry in kept.get("action_items") or []
+    ]
+    if kept.get("action_items_omitted"):
+        items.append(f"… and {kept['action_items_omitted']} more")
+    field("action items", items, "postmortem_result")
+    field("score", _text(get("result_score")) if get("result_score") else "", "result_score")
+    evidence = get("result_evidence") or {}
+    if evidence:
+        unknown = list(evidence.get("unknown") or [])
+        said = f"{evidence.get('cited', 0)} cited" + (
+            f", not in PagerDuty's record: {', '.join(_text(ref) for ref in unknown)}" if unknown else ", all found"
+        )
+        field("evidence", said, "result_evidence")
+    field("summary note", when_posted(get("summary_note_posted_at")), "summary_note_posted_at")
+    computed = get("computed") or {}
+    field(
+        "computed",
+        [
+            f"{_text(name)} {_text(value if isinstance(value, str) else json.dumps(plain(value)))}"
+            for name, value in computed.items()
+        ],
+        "computed",
+    )
+    field(
+        "evidence ids",
+        f"{len(get('evidence_ids') or [])} in the prompt's data" if get("evidence_ids") else "",
+        "evidence_ids",
+    )
+
+
+def when_posted(value: Any) -> str:
+    return f"posted {_text(value)}" if value else ""
 
 
 def summary(item: Mapping[str, Any]) -> str:
@@ -445,6 +510,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--stack", metavar="NAME", help="a deployed stack: its LedgerTableName output (AWS_REGION)")
     where.add_argument("--table", metavar="NAME", help="the ledger table itself (AWS_REGION)")
     where.add_argument("--local", action="store_true", help="the stack scripts/local is running")
+    common.add_argument("--port", type=int, help="with --local: the local stack whose webhook listens on PORT")
     common.add_argument("--json", action="store_true", help="print JSON (numbers as numbers, sets as sorted lists)")
 
     parser = argparse.ArgumentParser(
@@ -523,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:  # argparse has printed the usage; --help exits 0
         return 0 if exit_.code in (0, None) else 2
+    if args.port is not None and not args.local:
+        print("error: --port picks a local stack: use it with --local", file=sys.stderr)
+        return 2
     try:
         return run(args, sys.stdin, time.time())
     except Refused as refusal:

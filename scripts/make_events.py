@@ -86,6 +86,11 @@ SPECS: tuple[EventSpec, ...] = (
     EventSpec("annotated-ignored.json", "incident-annotated.json", (200, "ignored")),
     # The "Send Test Event" ping: must get a 2xx or PagerDuty counts it as a failed delivery.
     EventSpec("ping-ignored.json", "pagey-ping.json", (200, "ignored")),
+    # The lifecycle incident (an incident of its own): with the defaults its acknowledgement, note and reopening are
+    # types that neither start a session nor are forwarded. LIFECYCLE says what they get when they are.
+    EventSpec("lifecycle-acknowledged-ignored.json", "lifecycle-acknowledged.json", (200, "ignored")),
+    EventSpec("lifecycle-annotated-ignored.json", "lifecycle-annotated.json", (200, "ignored")),
+    EventSpec("lifecycle-reopened-ignored.json", "lifecycle-reopened.json", (200, "ignored")),
     # API Gateway may hand the body over base64-encoded; the signature is still over the decoded bytes.
     EventSpec("resolved-p1-base64-body.json", "incident-resolved-p1.json", (200, "started"), base64_body=True),
     EventSpec(
@@ -103,6 +108,21 @@ SPECS: tuple[EventSpec, ...] = (
 
 # File name -> (HTTP status, answer "status" or None); the handler's tests invoke each event with it.
 EXPECTED: dict[str, tuple[int, str | None]] = {spec.name: spec.expected for spec in SPECS}
+
+# The lifecycle, tried by hand (docs/local.md): the template parameters that start a session early and forward the
+# rest to it, and the lifecycle incident's payloads in the order they happened, each with its answer on a stack so
+# configured (an empty ledger, the age check off). The tests deliver them in this order and check each answer.
+LIFECYCLE_PARAMETERS = {
+    "EventTypes": "incident.resolved,incident.acknowledged",
+    "FollowUpEventTypes": "incident.annotated,incident.reopened",
+}
+LIFECYCLE: tuple[tuple[str, str], ...] = (
+    ("lifecycle-acknowledged.json", "started"),
+    ("lifecycle-annotated.json", "messaged"),
+    ("lifecycle-resolved.json", "messaged"),
+    ("lifecycle-reopened.json", "messaged"),
+    ("lifecycle-resolved-again.json", "messaged"),
+)
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -7,11 +7,13 @@ nothing but reads at Devin and PagerDuty (no session created, no note posted).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +48,8 @@ from tests.conftest import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# When the test's own stack says it started; another stack's state is dated before or after it.
+STARTED_AT = "2026-12-01T12:00:00.000Z"
 WEBHOOK_SECRET = "local-webhook-secret-for-the-doctor"
 # Wrong values a test stores: secrets too, so they must not be printed either.
 WRONG_DEVIN_KEY = "cog_wrong_key_the_doctor_must_not_print"
@@ -126,17 +130,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @dataclass
 class Local:
     stack: LocalStack
-    state: Path  # where the doctor reads the stack's outputs
+    state: Path  # the state file the doctor finds the stack by (this process's, in a directory of the test's own)
     capsys: pytest.CaptureFixture[str]
     ssm: Any  # a client on the stack's Parameter Store
 
-    def run(self, **outputs: str | None) -> Report:
-        """scripts/doctor --local, with the stack's outputs changed as given (None: left out)."""
+    def run(self, *args: str, **outputs: str | None) -> Report:
+        """scripts/doctor --local [args], with the stack's outputs changed as given (None: left out)."""
         changed = {**self.stack.outputs(), **outputs}
-        state = {"pid": os.getpid(), "outputs": {k: v for k, v in changed.items() if v is not None}}
+        state = {
+            "pid": os.getpid(),
+            "started_at": STARTED_AT,
+            "outputs": {k: v for k, v in changed.items() if v is not None},
+        }
+        self.state.parent.mkdir(exist_ok=True)
         self.state.write_text(json.dumps(state), encoding="utf-8")
         assert self.stack.devin is not None and self.stack.pagerduty is not None
-        return doctor(self.capsys, ["--local"], self.stack.devin, self.stack.pagerduty)
+        return doctor(self.capsys, ["--local", *args], self.stack.devin, self.stack.pagerduty)
+
+    def another_stack(self, process: subprocess.Popen[bytes], started_at: str, port: int) -> None:
+        """The state file of another local stack, run by `process`, whose webhook is on `port`."""
+        outputs = {**self.stack.outputs(), "WebhookUrl": f"http://127.0.0.1:{port}/pagerduty"}
+        state = {"pid": process.pid, "started_at": started_at, "outputs": outputs}
+        self.state.parent.mkdir(exist_ok=True)
+        (self.state.parent / f"{process.pid}.json").write_text(json.dumps(state), encoding="utf-8")
 
     def put(self, name: str, value: str, kind: str = "SecureString") -> None:
         self.ssm.put_parameter(Name=f"{self.stack.parameter_prefix}/{name}", Value=value, Type=kind, Overwrite=True)
@@ -164,8 +180,8 @@ def local(
     kept = ssm.get_parameters_by_path(Path=stack.parameter_prefix, WithDecryption=True, MaxResults=10)["Parameters"]
     assert stack.devin is not None and stack.pagerduty is not None
     self_org, samples = stack.devin.self_org_id, stack.pagerduty.serve_samples
-    monkeypatch.setattr(stack_module, "STATE_FILE", tmp_path / ".local-stack.json")
-    yield Local(stack, tmp_path / ".local-stack.json", capsys, ssm)
+    monkeypatch.setattr(stack_module, "STATE_DIR", tmp_path / ".local-stacks")
+    yield Local(stack, tmp_path / ".local-stacks" / f"{os.getpid()}.json", capsys, ssm)
     now = ssm.get_parameters_by_path(Path=stack.parameter_prefix, MaxResults=10)["Parameters"]
     for extra in {p["Name"] for p in now} - {p["Name"] for p in kept}:
         ssm.delete_parameter(Name=extra)
@@ -241,12 +257,84 @@ def test_valid_routing_and_prompt_template_are_reported_with_what_they_hold(loca
 def test_without_a_running_local_stack_it_exits_2_and_says_how_to_start_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(stack_module, "STATE_FILE", tmp_path / "none.json")
+    monkeypatch.setattr(stack_module, "STATE_DIR", tmp_path / "none")
 
     status = doctor_module.main(["--local"])
 
     assert status == 2
     assert capsys.readouterr() == ("", "error: no local stack is running: start one with scripts/local\n")
+
+
+@pytest.fixture
+def other_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A running process, other than this one, for another local stack's state file to name."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # noqa: S603
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.slow
+def test_with_several_local_stacks_it_checks_the_one_started_last_and_says_which(
+    local: Local, other_process: subprocess.Popen[bytes]
+) -> None:
+    # GIVEN another stack, on port 3999, started before the test's own
+    local.another_stack(other_process, "2026-11-30T08:00:00.000Z", 3999)
+
+    report = local.run()
+
+    # THEN the doctor checks the one started last (the test's, healthy) and says so, naming the other's port
+    port = local.stack.port
+    assert report.status == 0, report.out
+    assert report.err == (
+        f"note: 2 local stacks are running (webhook ports 3999, {port}): using port {port}, the one started last;"
+        " --port PORT picks another\n"
+    )
+
+
+@pytest.mark.slow
+def test_port_picks_one_of_several_local_stacks(local: Local, other_process: subprocess.Popen[bytes]) -> None:
+    # GIVEN another stack started after the test's own: without --port the doctor would check that one
+    local.another_stack(other_process, "2026-12-02T08:00:00.000Z", 3999)
+
+    report = local.run("--port", str(local.stack.port))
+
+    assert report.status == 0, report.out
+    assert report.err == ""
+    assert report.line(f"✓ webhook {local.stack.url}: a signed pagey.ping")
+
+
+@pytest.mark.slow
+def test_a_port_no_local_stack_listens_on_exits_2_naming_the_ports_that_do(local: Local) -> None:
+    report = local.run("--port", "1")
+
+    assert report.status == 2
+    assert report.err == f"error: no local stack is running on port 1; running: webhook port {local.stack.port}\n"
+
+
+def test_port_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert doctor_module.main(["--stack", "pagerduty-postmortem", "--port", "3000"]) == 2
+    assert capsys.readouterr().err == "error: --port picks a local stack: use it with --local\n"
+
+
+def test_the_state_file_of_a_stopped_stack_is_ignored_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the state file of a stack whose process has exited (killed: it could not remove its file)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)  # noqa: S603
+    states = tmp_path / ".local-stacks"
+    states.mkdir()
+    stale = states / f"{gone.stdout.strip()}.json"
+    stale.write_text(
+        json.dumps({"pid": int(gone.stdout), "outputs": {"WebhookUrl": "http://127.0.0.1:3000/pagerduty"}})
+    )
+    monkeypatch.setattr(stack_module, "STATE_DIR", states)
+
+    status = doctor_module.main(["--local"])
+
+    assert status == 2
+    assert capsys.readouterr().err == "error: no local stack is running: start one with scripts/local\n"
+    assert not stale.exists()
 
 
 @pytest.mark.slow
@@ -546,6 +634,51 @@ Outputs:
   FunctionName: {Value: pd-postmortem-PagerDutyPostmortemFunction-1A2B3C}
   FollowUpFunctionName: {Value: pd-postmortem-FollowUpFunction-4D5E6F}
 """
+# The functions those outputs name, created beside the stack (moto's CloudFormation drops a function's Layers), and
+# the Powertools layer they run with, described as Powertools describes the layers it publishes.
+DEPLOYED_FUNCTIONS = ("pd-postmortem-PagerDutyPostmortemFunction-1A2B3C", "pd-postmortem-FollowUpFunction-4D5E6F")
+LAYER = "AWSLambdaPowertoolsPythonV3-python313-arm64"
+PINNED = doctor_module.pinned_powertools()
+
+
+def _zip(name: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, "")
+    return buffer.getvalue()
+
+
+def publish_layer(release: str | None = PINNED, *, architecture: str = "arm64") -> str:
+    """A Powertools layer version of `release` (its ARN): the description is where the layer says its release."""
+    described = f"Powertools for AWS Lambda (Python) V3 [{architecture} - Python 3.13] with extra dependencies"
+    published = aws_client("lambda").publish_layer_version(
+        LayerName=LAYER,
+        Content={"ZipFile": _zip("python/aws_lambda_powertools/__init__.py")},
+        Description=f"{described} version {release}" if release else described,
+        CompatibleRuntimes=["python3.13"],
+        CompatibleArchitectures=[architecture],
+    )
+    return published["LayerVersionArn"]
+
+
+def create_functions(*layers: str) -> None:
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:*"}]}
+    role = aws_client("iam").create_role(RoleName=f"{STACK}-role", AssumeRolePolicyDocument=json.dumps(trust))
+    for name in DEPLOYED_FUNCTIONS:
+        aws_client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.13",
+            Architectures=["arm64"],
+            Role=role["Role"]["Arn"],
+            Handler="app.lambda_handler",
+            Code={"ZipFile": _zip("app.py")},
+            Layers=list(layers),
+        )
+
+
+def run_with(*layers: str) -> None:
+    for name in DEPLOYED_FUNCTIONS:
+        aws_client("lambda").update_function_configuration(FunctionName=name, Layers=list(layers))
 
 
 @pytest.fixture
@@ -580,6 +713,7 @@ def deployed(webhook: str, devin: DevinStandIn, pagerduty: PagerDutyStandIn) -> 
             Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
         )
         table = aws_client("cloudformation").describe_stack_resource(StackName=STACK, LogicalResourceId="LedgerTable")
+        create_functions(publish_layer())
         return table["StackResourceDetail"]["PhysicalResourceId"]
 
     return deploy
@@ -618,9 +752,11 @@ def test_a_healthy_deployed_stack_passes_every_check_and_exits_0(
         f"✓ PagerDuty: the key reads incidents and {PAGERDUTY_FROM} is a user of the account (writing a note is not"
         " tried: a read-only key would fail only then)",
         f"✓ ledger table {table}: ACTIVE, TTL ENABLED on expires_at",
+        f"✓ Powertools layer of both functions: arn:aws:lambda:us-east-1:123456789012:layer:{LAYER}:1 (Powertools"
+        f" {PINNED}, python3.13 arm64), the release the tests pin",
         f"✓ webhook {webhook}: a signed pagey.ping is answered 200 ignored (ping)",
         f"✓ webhook {webhook}: an unsigned one is refused with 401",
-        "11 checks, 0 failed",
+        "12 checks, 0 failed",
     ]
 
 
@@ -649,6 +785,100 @@ def test_a_deployed_stack_without_an_output_fails_with_how_to_deploy_it(
         f"  → the stack is CREATE_COMPLETE: deploy it (scripts/build && sam deploy --stack-name {STACK}),"
         " then run again"
     )
+
+
+# --- the Powertools layer of a deployed stack's functions
+
+WHERE_THE_PINNED_ONE_IS = (
+    f"  → the ARN of Powertools {PINNED} in us-east-1 is the value of /aws/service/powertools/python/arm64/python3.13/"
+    f"{PINNED} (aws ssm get-parameter --name /aws/service/powertools/python/arm64/python3.13/{PINNED} --query"
+    " Parameter.Value --output text --region us-east-1): set PowertoolsLayerVersion to its version number (the ARN's"
+    " last part) in samconfig.toml, then sam deploy"
+)
+
+
+@pytest.mark.parametrize(
+    ("layer", "problem"),
+    [
+        (lambda: publish_layer("3.22.0"), f"holds Powertools 3.22.0; the tests pin {PINNED} (requirements-dev.txt)"),
+        (
+            lambda: publish_layer(None),
+            "names no Powertools release ('Powertools for AWS Lambda (Python) V3 [arm64 - Python 3.13] with extra"
+            f" dependencies'); the tests pin {PINNED} (requirements-dev.txt)",
+        ),
+        (
+            lambda: publish_layer(architecture="x86_64"),
+            f"is not built for arm64, which {DEPLOYED_FUNCTIONS[0]} runs on",
+        ),
+    ],
+    ids=["another release", "no release named", "built for x86_64"],
+)
+def test_a_layer_that_is_not_the_pinned_powertools_for_arm64_fails_with_where_to_find_that_one(
+    deployed: Callable[..., str],
+    devin: DevinStandIn,
+    pagerduty: PagerDutyStandIn,
+    capsys: pytest.CaptureFixture[str],
+    layer: Callable[[], str],
+    problem: str,
+) -> None:
+    turn_ttl_on(deployed())
+    arn = layer()
+    run_with(arn)
+
+    report = doctor(capsys, ["--stack", STACK], devin, pagerduty)
+
+    assert report.status == 1
+    assert report.failed == [f"✗ Powertools layer {arn}: {problem}"]
+    assert report.advice("✗ Powertools layer") == WHERE_THE_PINNED_ONE_IS
+
+
+def test_a_layer_version_that_does_not_resolve_in_the_region_fails(
+    deployed: Callable[..., str], devin: DevinStandIn, pagerduty: PagerDutyStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    turn_ttl_on(deployed())
+    arn = aws_client("lambda").get_function_configuration(FunctionName=DEPLOYED_FUNCTIONS[0])["Layers"][0]["Arn"]
+    aws_client("lambda").delete_layer_version(LayerName=LAYER, VersionNumber=int(arn.rpartition(":")[2]))
+
+    report = doctor(capsys, ["--stack", STACK], devin, pagerduty)
+
+    assert report.status == 1
+    [failed] = report.failed
+    assert failed.startswith(f"✗ Powertools layer {arn}: does not resolve in us-east-1 (ResourceNotFoundException")
+    assert report.advice("✗ Powertools layer") == WHERE_THE_PINNED_ONE_IS
+
+
+def test_a_function_without_a_layer_fails_with_how_to_deploy_it(
+    deployed: Callable[..., str], devin: DevinStandIn, pagerduty: PagerDutyStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    turn_ttl_on(deployed())
+    run_with()
+
+    report = doctor(capsys, ["--stack", STACK], devin, pagerduty)
+
+    assert report.failed == [
+        f"✗ Powertools layer: function {DEPLOYED_FUNCTIONS[0]} has no layer, so it cannot import Powertools"
+    ]
+    assert report.advice("✗ Powertools layer").startswith("  → the stack is CREATE_COMPLETE: deploy it")
+
+
+def test_the_layer_check_says_which_permission_the_credentials_lack(capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = {"WebhookUrl": "", "LedgerTableName": "", "FunctionName": "f", "FollowUpFunctionName": "g"}
+    outputs["LayerCheckPolicyArn"] = "arn:aws:iam::123456789012:policy/s-LayerCheckPolicy-X"
+    target = doctor_module.Target("stack s", outputs, PREFIX, "", "", lambda _: _Denied(), "", "", "", deployed=True)
+
+    check = doctor_module.check_layer(target)
+
+    assert check.problem == "function f cannot be read: AccessDeniedException: not authorized"
+    assert check.todo == (
+        "use credentials that may lambda:GetFunctionConfiguration on the stack's functions (the stack's operator"
+        " policy arn:aws:iam::123456789012:policy/s-LayerCheckPolicy-X grants it)"
+    )
+
+
+def test_the_release_the_layer_must_hold_is_the_one_the_tests_run() -> None:
+    from importlib.metadata import version
+
+    assert doctor_module.pinned_powertools() == version("aws-lambda-powertools")
 
 
 def test_a_stack_that_does_not_exist_exits_2(

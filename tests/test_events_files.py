@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from scripts.make_events import (
     EVENTS_DIR,
     EXPECTED,
+    LIFECYCLE,
     PAYLOADS_DIR,
     TEST_SIGNING_SECRET,
     build_events,
@@ -190,6 +192,7 @@ def test_payload_directory_has_the_documented_files() -> None:
         "incident-triggered-p1.json",
         "incident-annotated.json",
         "pagey-ping.json",
+        *(name for name, _ in LIFECYCLE),
     }
 
 
@@ -223,6 +226,8 @@ def test_payload_is_a_v3_envelope(path: Path) -> None:
         assert data["service"]["summary"] == "Checkout API"
         assert data["urgency"] in {"high", "low"}
         assert data["status"] in {"triggered", "acknowledged", "resolved"}
+        # Set once the incident has been reopened, and then on every later event.
+        assert data["reopened_at"] is None or (data["reopened_at"].endswith("Z") and len(data["reopened_at"]) == 20)
         assert data["html_url"] == f"https://acme.pagerduty.com/incidents/{data['id']}"
         assert data["self"] == f"https://api.pagerduty.com/incidents/{data['id']}"
         assert isinstance(data["created_at"], str)
@@ -271,6 +276,46 @@ def test_payloads_tell_a_consistent_story() -> None:
     assert note["data"]["incident"]["id"] == resolved["data"]["id"]
     event_ids = [event["id"] for event in (resolved, triggered, low, merged, note)]
     assert len(set(event_ids)) == len(event_ids)
+    # The trigger is the incident's creation.
+    assert triggered["occurred_at"][:19] == triggered["data"]["created_at"][:19]
+
+
+def _incident_of(event: dict[str, Any]) -> str:
+    data = event["data"]
+    return data["id"] if data["type"] == "incident" else data["incident"]["id"]
+
+
+def test_the_lifecycle_samples_are_one_incident_of_its_own_in_the_order_it_happened() -> None:
+    every = {path.name: json.loads(path.read_text(encoding="utf-8"))["event"] for path in PAYLOAD_FILES}
+    story = [every[name] for name, _ in LIFECYCLE]
+
+    # One incident, and no other sample is about it (nor merged into it)
+    [incident_id] = {_incident_of(event) for event in story}
+    others = [e for name, e in every.items() if e not in story and e["data"]["type"] in ("incident", "incident_note")]
+    assert incident_id not in {_incident_of(e) for e in others}
+    assert incident_id not in {(e["data"].get("resolve_reason") or {}).get("incident", {}).get("id") for e in others}
+    # In the order LIFECYCLE lists it, each later than the one before, all after the incident was created
+    assert [e["event_type"] for e in story] == [
+        "incident.acknowledged",
+        "incident.annotated",
+        "incident.resolved",
+        "incident.reopened",
+        "incident.resolved",
+    ]
+    instants = [datetime.fromisoformat(e["occurred_at"]) for e in story]
+    assert instants == sorted(instants) and len(set(instants)) == len(instants)
+    incidents = [e["data"] for e in story if e["data"]["type"] == "incident"]
+    assert {d["created_at"] for d in incidents} == {incidents[0]["created_at"]}
+    assert datetime.fromisoformat(incidents[0]["created_at"]) < instants[0]
+    assert [d["status"] for d in incidents] == ["acknowledged", "resolved", "triggered", "resolved"]
+    # The reopening is in every event after it, and in none before
+    reopened_at = story[3]["occurred_at"][:19] + "Z"
+    assert [d["reopened_at"] for d in incidents] == [None, None, reopened_at, reopened_at]
+    # The same incident every time: its number, title, key, service and priority do not change
+    facts = {(d["number"], d["title"], d["incident_key"], d["service"]["id"], d["priority"]["id"]) for d in incidents}
+    assert len(facts) == 1
+    # Every event of every sample is a delivery of its own
+    assert len({e["id"] for e in every.values()}) == len(every)
 
 
 # (e) one expected answer per generated event

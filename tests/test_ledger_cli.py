@@ -611,7 +611,7 @@ def test_exactly_one_of_stack_table_and_local_is_required(cli, where: tuple[str,
 
 
 def test_local_without_a_running_stack_is_one_error_line(cli, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("local.stack.STATE_FILE", tmp_path / ".local-stack.json")
+    monkeypatch.setattr("local.stack.STATE_DIR", tmp_path / ".local-stacks")
 
     result = cli("list", "--local")
 
@@ -629,8 +629,8 @@ def local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
         open(tmp_path / "function.log", "w", encoding="utf-8") as log,
         LocalStack(port=0, workers=1, function_log=log) as stack,
     ):
-        write_state(stack, tmp_path / ".local-stack.json")
-        monkeypatch.setattr("local.stack.STATE_FILE", tmp_path / ".local-stack.json")
+        monkeypatch.setattr("local.stack.STATE_DIR", tmp_path / ".local-stacks")
+        write_state(stack)
         yield stack
 
 
@@ -658,3 +658,69 @@ def test_on_the_local_stack_a_forgotten_incident_gets_a_new_session_from_its_nex
     relisted = cli("list", "--local", "--json")
     assert [item["session_id"] for item in json.loads(relisted.out)] == [second["session_id"]]
     assert relisted.calls == ["dynamodb.Query"] * 3
+    # AND --port names it too; a port no local stack listens on is one error line
+    by_port = cli("show", "QLEDGERCLI", "--local", "--port", str(local_stack.port))
+    assert f"  URL           {second['session_url']}" in by_port.out.splitlines()
+    elsewhere = cli("list", "--local", "--port", "1")
+    assert (elsewhere.status, elsewhere.err) == (
+        2,
+        f"error: no local stack is running on port 1; running: webhook port {local_stack.port}\n",
+    )
+
+
+def test_port_without_local_is_a_usage_error(cli) -> None:
+    result = cli("list", "--table", TABLE, "--port", "3000")
+
+    assert (result.status, result.err) == (2, "error: --port picks a local stack: use it with --local\n")
+    assert result.calls == []
+
+
+def test_show_prints_the_postmortems_result_as_the_follow_up_kept_it(aws, cli) -> None:
+    put(
+        started(
+            "QRESULT",
+            60,
+            result_status="valid",
+            result_schema="default",
+            result_score="8/9",
+            postmortem_result={
+                "summary": "Checkout failed for 51 minutes after deploy 412.",
+                "root_cause": {"statement": "Deploy 412 shrank the connection pool.", "confidence": "likely"},
+                "action_items": [
+                    {"title": "Check pool size in CI", "type": "prevent", "priority": "P1", "owner": "payments"}
+                ],
+            },
+            result_evidence={"cited": 4, "unknown": ["RMADEUP00000"]},
+            summary_note_posted_at="2026-03-14T11:00:00Z",
+            computed={"seconds_to_first_ack": 138, "seconds_to_resolve": 3034},
+            evidence_ids=["Q02JTSNZWHSEKV"],
+        )
+    )
+
+    result = cli("show", "QRESULT", "--table", TABLE)
+
+    assert result.status == 0, result.err
+    lines = result.out.splitlines()
+    assert "postmortem" in lines
+    for expected in (
+        "  result        valid: kept below",
+        "  summary       Checkout failed for 51 minutes after deploy 412.",
+        "  root cause    (likely) Deploy 412 shrank the connection pool.",
+        "  action items  [P1 prevent] Check pool size in CI  (owner: payments)",
+        "  score         8/9",
+        "  evidence      4 cited, not in PagerDuty's record: RMADEUP00000",
+        "  summary note  posted 2026-03-14T11:00:00Z",
+        "  computed      seconds_to_first_ack 138",
+        "                seconds_to_resolve 3034",
+    ):
+        assert expected in lines, expected
+    assert "other" not in lines
+
+
+def test_show_says_why_a_result_was_refused(aws, cli) -> None:
+    put(started("QBAD", 60, result_status="invalid", result_error="data.root_cause.confidence must be one of [...]"))
+
+    lines = cli("show", "QBAD", "--table", TABLE).out.splitlines()
+
+    assert "  result        invalid: no summary note" in lines
+    assert "  error         data.root_cause.confidence must be one of [...]" in lines

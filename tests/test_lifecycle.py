@@ -380,7 +380,7 @@ def test_the_resolve_message_carries_what_pagerduty_recorded_since_the_session_s
     reads = [r for r in pagerduty.requests if r.path.endswith("/log_entries")]
     assert reads and all(r.query["since"] == [started_at] for r in reads)
     assert "only what PagerDuty recorded since the session started" in message
-    # The sample record is from 2024, before the session started: nothing of it is new.
+    # The sample record is of March 2026, before the session started (now): nothing of it is new.
     assert event_data(message).get("timeline", []) == []
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -31,7 +33,15 @@ from local.apigateway import Gateway, HttpRequest, Route, response_from_result
 from local.pagerduty_standin import PagerDutyStandIn, sample_record
 from local.runtime import Invocation
 from local.send import send
-from local.stack import STANDIN_PAGERDUTY_API_KEY, STANDIN_PAGERDUTY_FROM_EMAIL, LocalStack, StackError
+from local.stack import (
+    STANDIN_PAGERDUTY_API_KEY,
+    STANDIN_PAGERDUTY_FROM_EMAIL,
+    STATE_DIR,
+    LocalStack,
+    StackError,
+    _suggestion,
+    find_stack,
+)
 from scripts.make_events import PAYLOADS_DIR, TEST_SIGNING_SECRET
 from tests.support.events import incident, load_event
 
@@ -668,3 +678,139 @@ def test_the_rie_runtime_answers_like_the_worker_runtime() -> None:
     assert (first[0], first[2]["status"], first[2]["incident_id"]) == (200, "started", incident_id)
     assert (again[0], again[2]["status"]) == (200, "duplicate")
     assert forged[0] == 401
+
+
+# --- several stacks, and what the banner suggests
+
+
+def _banner_of(cli: subprocess.Popen[str]) -> str:
+    banner = ""
+    deadline = time.monotonic() + TIMEOUT
+    while "Ctrl-C stops everything" not in banner and time.monotonic() < deadline:
+        line = cli.stdout.readline() if cli.stdout else ""
+        if not line:
+            break
+        banner += line
+    return banner
+
+
+def _suggested(banner: str) -> tuple[str, list[str]]:
+    """The banner's promise for its suggested sample ("200 started" or "200 ignored: …") and the command, as argv."""
+    lines = banner.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Send a signed sample event"))
+    command = next(line.strip() for line in lines[at:] if ".venv/bin/python -m local.send" in line)
+    promise = "200 started" if "200 started" in lines[at] else lines[at + 1].strip()
+    argv = shlex.split(command)
+    assert argv[0] == ".venv/bin/python"
+    return promise, [sys.executable, *argv[1:]]
+
+
+def _answer(run: subprocess.CompletedProcess[str]) -> str:
+    """local.send's output as the banner words an answer: "200 started", "200 ignored: <reason>"."""
+    status, _, body = run.stdout.partition("\n")
+    answer = json.loads(body)
+    said = f"{status.removeprefix('HTTP ')} {answer['status']}"
+    return f"{said}: {answer['reason']}" if answer["status"] == "ignored" else said
+
+
+def test_two_stacks_keep_their_own_state_and_each_banners_command_gets_what_it_promises() -> None:
+    # GIVEN two stacks at once: one that requires a webhook secret, one that judges events by age as AWS does
+    def start(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "local.stack", "--port", "0", "--workers", "1", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    secret, stale = start("--webhook-secret", "local-only-header"), start("--param", "MaxEventAgeHours=72")
+    try:
+        banners = {"secret": _banner_of(secret), "stale": _banner_of(stale)}
+        ports = {
+            name: int(re.search(r"POST http://127\.0\.0\.1:(\d+)/pagerduty", b).group(1)) for name, b in banners.items()
+        }
+
+        # THEN each has a state file of its own, and each is found by its port
+        assert (STATE_DIR / f"{secret.pid}.json").is_file() and (STATE_DIR / f"{stale.pid}.json").is_file()
+        for name, port in ports.items():
+            assert find_stack(port)[0]["WebhookUrl"] == f"http://127.0.0.1:{port}/pagerduty", name
+
+        # AND each banner's suggested command gets what the banner promises
+        for name, banner in banners.items():
+            promise, command = _suggested(banner)
+            run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)  # noqa: S603
+            assert run.returncode == 0, (name, run.stdout, run.stderr)
+            assert _answer(run) == promise, (name, banner)
+        assert "--webhook-secret local-only-header" in " ".join(_suggested(banners["secret"])[1])
+        assert _suggested(banners["secret"])[0] == "200 started"
+        assert "more than MAX_EVENT_AGE_HOURS (72)" in _suggested(banners["stale"])[0]
+        assert "--param MaxEventAgeHours=0" in banners["stale"]
+
+        # WHEN one stops, THEN only its state file goes; the other is still found
+        secret.send_signal(signal.SIGINT)
+        assert secret.wait(timeout=TIMEOUT) == 0
+        assert not (STATE_DIR / f"{secret.pid}.json").exists()
+        assert find_stack(ports["stale"])[0]["WebhookUrl"].endswith(f":{ports['stale']}/pagerduty")
+        with pytest.raises(StackError, match=f"no local stack is running on port {ports['secret']}"):
+            find_stack(ports["secret"])
+    finally:
+        for cli in (secret, stale):
+            if cli.poll() is None:
+                cli.send_signal(signal.SIGINT)
+                try:
+                    cli.wait(timeout=TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    cli.kill()
+                    cli.wait()
+    assert not (STATE_DIR / f"{stale.pid}.json").exists()
+
+
+def _unstarted(parameters: dict[str, str] | None = None, routing: Path | None = None) -> LocalStack:
+    """A stack as the banner sees it, without starting one: its functions' environment from template.yaml."""
+    from local.template import function_environment
+
+    stack = LocalStack(port=3000, parameters=parameters, routing=routing)
+    stack.function_env = function_environment("ledger", parameters=stack.parameters)
+    return stack
+
+
+@pytest.mark.parametrize(
+    ("parameters", "sample", "promise"),
+    [
+        ({}, "incident-resolved-p1.json", "200 started"),
+        # A P1 resolve only messages an early session: the acknowledgement is the sample that starts one.
+        ({"EventTypes": "incident.acknowledged"}, "lifecycle-acknowledged.json", "200 started"),
+        ({"Priorities": "P3", "Urgencies": "low"}, "incident-resolved-low-urgency.json", "200 started"),
+        (
+            {"MaxEventAgeHours": "72"},
+            "incident-resolved-p1.json",
+            "200 ignored: event occurred * hours ago, more than MAX_EVENT_AGE_HOURS (72): a stale or replayed delivery",
+        ),
+        (
+            {"EventTypes": "incident.triggered", "Priorities": "P3"},
+            "incident-resolved-p1.json",
+            "200 ignored: event type incident.resolved does not start a postmortem",
+        ),
+    ],
+    ids=["defaults", "early-start", "low-urgency-only", "age-checked", "nothing-starts"],
+)
+def test_the_banner_suggests_a_sample_that_starts_a_session_or_says_what_the_sample_gets(
+    parameters: dict[str, str], sample: str, promise: str
+) -> None:
+    lines = _suggestion(_unstarted(parameters))
+
+    assert f"events/payloads/{sample} --url http://127.0.0.1:3000/pagerduty" in "\n".join(lines)
+    if promise == "200 started":
+        assert lines[0].endswith("200 started, one session; send it again: 200 duplicate:")
+    else:
+        assert fnmatch.fnmatchcase(lines[1].strip(), promise), lines
+
+
+def test_the_banner_says_when_the_routing_document_skips_the_sample(tmp_path: Path) -> None:
+    routing = tmp_path / "routing.json"
+    routing.write_text('{"rules": [{"name": "all checkout", "match": {"service": ["Checkout*"]}, "skip": true}]}')
+
+    text = "\n".join(_suggestion(_unstarted(routing=routing)))
+
+    assert "200 ignored: routing rule 'all checkout' skips this incident" in text

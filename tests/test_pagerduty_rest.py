@@ -158,21 +158,21 @@ def test_the_sample_record_reads_as_a_chronological_timeline(pagerduty: PagerDut
     assert [e.kind for e in timeline] == [
         "trigger",
         "notify",
-        "escalate",
+        "acknowledge",
+        "unacknowledge",
         "notify",
         "acknowledge",
         "annotate",
-        "assign",
         "resolve",
     ]
-    assert timeline[0].at == "2024-09-14T05:31:38Z" and timeline[1].at == "2024-09-14T05:31:40Z"
-    assert timeline[0].what == "Triggered through the API: Checkout error rate above 5% for 5 minutes"
-    assert timeline[-1].what.startswith("Resolved by Laura Haley: Rolled back deploy 412")
-    assert (timeline[-1].who, timeline[-1].channel) == ("Laura Haley", "website")
+    assert timeline[0].at == "2026-03-14T09:12:44Z" and timeline[1].at == "2026-03-14T09:12:46Z"
+    assert timeline[0].what == "Triggered through the API: Checkout API 5xx error rate above 5% for 5 minutes"
+    assert timeline[-1].what.startswith("Resolved by Dana Whitfield: Rolled back checkout-service to 2026.03.13-2")
+    assert (timeline[-1].who, timeline[-1].channel) == ("Dana Whitfield", "website")
     assert [a.severity for a in got.alerts.entries] == ["critical", "warning"]
     assert got.alerts.entries[0].details == '{"error_rate":"7.2%","deploy":"412","region":"us-west-2"}'
     assert got.alerts.entries[1].details.startswith("p99 latency")
-    assert [n.author for n in got.notes.entries] == ["Checkout auto-remediation", "Devon Marsh"]
+    assert [n.author for n in got.notes.entries] == ["Checkout auto-remediation", "Dana Whitfield"]
     for part in (got.log_entries, got.alerts, got.notes):
         assert part.unavailable is None and part.omitted == 0 and part.total == len(part.entries)
 
@@ -520,7 +520,7 @@ def test_incidents_and_incident_read_what_pagerduty_has(pagerduty: PagerDutyStan
 
     assert [i["id"] for i in c.incidents(clock() + 5)] == [INCIDENT]
     assert pagerduty.requests[0].query["limit"] == ["1"]
-    assert c.incident(INCIDENT, clock() + 5)["title"] == "Checkout error rate above 5%"
+    assert c.incident(INCIDENT, clock() + 5)["title"] == "Checkout API 5xx error rate above 5% — payments failing"
     with pytest.raises(PagerDutyRefused):
         client(pagerduty.base_url, clock, api_key="wrong").incidents(clock() + 5)
 

@@ -6,6 +6,7 @@ exactly as scripted, so each behaviour is observed as `requests` sees it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,7 +22,8 @@ import pytest
 import requests
 
 from local.http_server import Fault
-from local.pagerduty_standin import PagerDutyStandIn, sample_record
+from local.pagerduty_standin import LIFECYCLE_INCIDENT, P1_INCIDENT, PagerDutyStandIn, sample_record
+from scripts.make_events import PAYLOADS_DIR
 
 KEY = "u+pdTESTkey0123456789"
 AUTH = {"Authorization": f"Token token={KEY}", "Accept": "application/vnd.pagerduty+json;version=2"}
@@ -372,14 +374,109 @@ def test_sample_record_is_newest_first_with_one_pair_out_of_order_and_mixed_offs
         "trigger_log_entry",
         "notify_log_entry",
         "acknowledge_log_entry",
-        "escalate_log_entry",
-        "assign_log_entry",
+        "unacknowledge_log_entry",
         "annotate_log_entry",
+        "resolve_log_entry",
     }
+    # The lifecycle sample's record has what the P1's has not: an escalation, a reopening, a second resolve.
+    lifecycle = [e["type"] for e in sample_record(LIFECYCLE_INCIDENT)["log_entries"]]
+    assert {"escalate_log_entry", "reopen_log_entry"} <= set(lifecycle) and lifecycle.count("resolve_log_entry") == 2
     assert [type(a["body"]["details"]) for a in sample["alerts"]] == [dict, str]
     assert {a["severity"] for a in sample["alerts"]} == {"critical", "warning"}
     assert {n["user"]["type"] for n in sample["notes"]} == {"user_reference", "bot_user_reference"}
     assert {n["created_at"][-1] for n in sample["notes"]} == {"0", "Z"}  # "-06:00" and "Z"
+
+
+def _webhooks(incident_id: str) -> list[dict[str, Any]]:
+    """The sample webhook events (events/payloads/) about the incident, in the order they occurred."""
+    events = [json.loads(path.read_text(encoding="utf-8"))["event"] for path in PAYLOADS_DIR.glob("*.json")]
+    about = [
+        e
+        for e in events
+        if incident_id in (e["data"].get("id"), (e["data"].get("incident") or {}).get("id"))
+        and e["data"]["type"] in ("incident", "incident_note")
+    ]
+    return sorted(about, key=lambda e: datetime.fromisoformat(e["occurred_at"]))
+
+
+def _second(at: str) -> datetime:
+    """An instant to the second: PagerDuty's log entries carry seconds, its webhooks milliseconds."""
+    return datetime.fromisoformat(at).replace(microsecond=0)
+
+
+@pytest.mark.parametrize("incident_id", [P1_INCIDENT, LIFECYCLE_INCIDENT])
+def test_a_sample_incidents_record_is_the_one_its_webhooks_tell(incident_id: str) -> None:
+    # GIVEN the sample webhooks about the incident, and the record the stand-in serves for it
+    webhooks = _webhooks(incident_id)
+    record = sample_record(incident_id)
+    incident, entries = record["incident"], record["log_entries"]
+    assert len(webhooks) >= 3, "a sample incident has its trigger or acknowledgement, a note and a resolve"
+
+    # THEN the incident is the webhooks' incident: number, title, key, creation, service, team, policy, priority
+    for data in (e["data"] for e in webhooks if e["data"]["type"] == "incident"):
+        assert (incident["incident_number"], incident["title"], incident["incident_key"]) == (
+            data["number"],
+            data["title"],
+            data["incident_key"],
+        )
+        assert incident["created_at"] == data["created_at"]
+        assert (incident["service"]["id"], incident["service"]["summary"]) == (
+            data["service"]["id"],
+            data["service"]["summary"],
+        )
+        assert [t["id"] for t in incident["teams"]] == [t["id"] for t in data["teams"]]
+        assert incident["escalation_policy"]["id"] == data["escalation_policy"]["id"]
+        assert (incident["priority"]["id"], incident["priority"]["summary"]) == (
+            data["priority"]["id"],
+            data["priority"]["summary"],
+        )
+        assert incident["urgency"] == data["urgency"]
+    # AND it was triggered when the incident was created, and resolved when its last resolve occurred
+    [trigger] = [e for e in entries if e["type"] == "trigger_log_entry"]
+    assert _second(trigger["created_at"]) == _second(incident["created_at"])
+    last = webhooks[-1]
+    assert last["event_type"] == "incident.resolved"
+    assert _second(incident["resolved_at"]) == _second(last["occurred_at"])
+    assert incident["last_status_change_by"]["id"] == last["agent"]["id"]
+    # AND each webhook's event is in the log, at its time, done by its agent
+    kinds = {
+        "incident.triggered": "trigger",
+        "incident.acknowledged": "acknowledge",
+        "incident.annotated": "annotate",
+        "incident.resolved": "resolve",
+        "incident.reopened": "reopen",
+    }
+    for event in webhooks:
+        kind = f"{kinds[event['event_type']]}_log_entry"
+        at = _second(event["occurred_at"])
+        logged = [e for e in entries if e["type"] == kind and _second(e["created_at"]) == at]
+        assert [e["agent"]["id"] for e in logged] == [event["agent"]["id"]], (event["event_type"], at)
+    # AND each note of the webhooks is one of the record's, by the same person at the same time
+    for event in (e for e in webhooks if e["event_type"] == "incident.annotated"):
+        [note] = [n for n in record["notes"] if n["id"] == event["data"]["id"]]
+        assert note["content"] == event["data"]["content"]
+        assert note["user"]["id"] == event["agent"]["id"]
+        assert _second(note["created_at"]) == _second(event["occurred_at"])
+    # AND the people in the record are the webhooks' people: nobody else responded
+    people = {e["agent"]["id"] for e in webhooks} | {a["id"] for e in webhooks for a in e["data"].get("assignees", [])}
+    named = {e["agent"]["id"] for e in entries if e["agent"]["type"] == "user_reference"}
+    named |= {e["user"]["id"] for e in entries if "user" in e}
+    named |= {a["id"] for e in entries for a in e.get("assignees", [])}
+    named |= {n["user"]["id"] for n in record["notes"] if n["user"]["type"] == "user_reference"}
+    assert named == people
+    # AND nothing in the record happened before the incident was created or after it last resolved
+    instants = [_second(e["created_at"]) for e in entries] + [_second(n["created_at"]) for n in record["notes"]]
+    assert min(instants) == _second(incident["created_at"])
+    assert max(instants) == _second(incident["resolved_at"])
+
+
+def test_another_incident_gets_the_p1_samples_record_under_its_own_id() -> None:
+    moved, p1 = sample_record("QANY123"), sample_record(P1_INCIDENT)
+
+    assert moved["incident"]["id"] == "QANY123"
+    assert {e["incident"]["id"] for e in moved["log_entries"]} == {"QANY123"}
+    assert [e["created_at"] for e in moved["log_entries"]] == [e["created_at"] for e in p1["log_entries"]]
+    assert moved["notes"] == p1["notes"]
 
 
 def test_serve_samples_answers_any_incident_with_the_sample(api: requests.Session) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.make_events import EXPECTED
-from tests.conftest import ledger_items
-from tests.support.events import load_event
+from scripts.make_events import EXPECTED, LIFECYCLE, LIFECYCLE_PARAMETERS
+from tests.conftest import TABLE, ledger_items
+from tests.support.events import api_event, load_event, payload
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -35,3 +35,35 @@ def test_the_p1_sample_delivered_twice_starts_one_session(invoke, devin) -> None
     assert (again.status, again.body["status"]) == (200, "duplicate")
     assert again.body["session_id"] == first.body["session_id"]
     assert len(devin.create_requests()) == 1
+
+
+@pytest.fixture
+def lifecycle(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function's environment as template.yaml makes it from LIFECYCLE_PARAMETERS (what docs/local.md starts)."""
+    from local.template import function_environment
+
+    configured = function_environment(TABLE, parameters=LIFECYCLE_PARAMETERS)
+    for name in ("EVENT_TYPES", "FOLLOW_UP_EVENT_TYPES"):
+        monkeypatch.setenv(name, configured[name])
+
+
+def test_the_lifecycle_samples_in_order_are_one_session_and_a_message_for_each_later_event(
+    lifecycle, invoke, devin
+) -> None:
+    # GIVEN a deployment that starts sessions early and forwards notes and reopenings, WHEN the lifecycle incident's
+    # events arrive in the order they happened
+    answers = [(name, invoke(api_event(payload(name)))) for name, _ in LIFECYCLE]
+
+    # THEN each gets the answer LIFECYCLE documents, all about one session
+    assert [(name, a.status, a.body["status"]) for name, a in answers] == [
+        (name, 200, outcome) for name, outcome in LIFECYCLE
+    ]
+    assert len({a.body["session_id"] for _, a in answers}) == 1
+    assert len(devin.create_requests()) == 1
+    # AND the session got one message per later event, in order
+    session_id = answers[0][1].body["session_id"]
+    later = [payload(name)["event"] for name, _ in LIFECYCLE[1:]]
+    firsts = [message.splitlines()[0] for message in devin.messages(session_id)]
+    assert len(firsts) == len(later)
+    for first, event in zip(firsts, later, strict=True):
+        assert first.startswith(f"PagerDuty event {event['id']} ({event['event_type']}) for this incident"), first
