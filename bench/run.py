@@ -1,6 +1,6 @@
 """What one PagerDuty webhook costs: init, first request, warm self-time, calls, package size, throughput.
 
-    python -m bench.run            # the full run (minutes): README's `scripts/bench`
+    python -m bench.run            # the full run (minutes): `scripts/bench` in docs/performance.md
     python -m bench.run --quick    # a few hundred iterations, no build, no load test (seconds); the test suite runs it
     python -m bench.run --only pagerduty    # PagerDuty's record and note on the started path (issue 8) alone
 

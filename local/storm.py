@@ -50,8 +50,8 @@ from local.send import USER_AGENT, signature_header
 from local.stack import LocalStack, StackError
 from scripts.make_events import PAYLOADS_DIR, TEST_SIGNING_SECRET
 
-# The contract (README.md, "Configuration", with template.yaml's defaults). The storm decides from these which
-# incidents deserve a session; it only checks that the stack runs with the same settings.
+# The contract (docs/configuration.md, "Configuration", with template.yaml's defaults). The storm decides from these
+# which incidents deserve a session; it only checks that the stack runs with the same settings.
 EVENT_TYPES = frozenset({"incident.resolved"})
 PRIORITIES = frozenset({"p1", "p2"})  # labels compared without case
 URGENCIES = frozenset({"high"})  # used only when the incident has no priority

@@ -615,3 +615,23 @@ def test_the_rubric_document_names_every_criterion_and_links_to_what_exists() ->
     assert [key for key in KEYS if f"`{key}`" not in text] == []
     assert links
     assert [link for link in links if not (RUBRIC_DOC.parent / link.partition("#")[0]).exists()] == []
+
+
+def test_the_readme_command_grades_the_good_sample_nine_of_nine() -> None:
+    # As README.md shows it, through the wrapper.
+    command = (
+        "scripts/check-postmortem tests/samples/postmortem-good.md --result tests/samples/postmortem-good.result.json"
+    )
+
+    result = subprocess.run(  # noqa: S603 - our own wrapper, with bash
+        [shutil.which("bash") or "/bin/bash", "-c", command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("score: 9/9")
+    assert result.stdout.count("✓") == 9
