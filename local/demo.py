@@ -47,6 +47,8 @@ P1_PAYLOAD = "incident-resolved-p1.json"
 NOTE_PAYLOAD = "incident-annotated.json"
 # The pull request the stand-in Devin session "opens" for the P1 incident's postmortem.
 PULL_REQUEST = "https://github.com/acme/checkout/pull/4128"
+# How the summary note is told from the others (handler/bridge/notes.py).
+SUMMARY_MARKER = "[pagerduty-postmortem:summary]"
 DATA_OPEN, DATA_CLOSE = "<pagerduty-incident>", "</pagerduty-incident>"
 FOLLOW_UP_RUNS = 2
 # The lifecycle and routing act's stack: sessions start early, on acknowledgement (or on a resolve when there was
@@ -339,6 +341,26 @@ def _timeline_step(stack: LocalStack, incident_id: str) -> Step:
     return Step(f"{text}: {len(timeline)} entries, one per log entry of the incident", details, problem)
 
 
+def _evidence_step(stack: LocalStack, incident_id: str) -> Step:
+    """The figures the bridge computed, and the changes and history PagerDuty relates to the incident."""
+    record = sample_record(incident_id)
+    body = _create_body(stack, incident_id)
+    data = (_data_block(str(body.get("prompt", ""))) if body is not None else None) or {}
+    computed, changes, recurrence = data.get("computed") or {}, data.get("changes") or [], data.get("recurrence") or []
+    text = f"the prompt for {incident_id} carries the figures the bridge computed, the changes and the history"
+    problems = []
+    if not computed.get("seconds_to_first_ack") or not computed.get("seconds_to_resolve"):
+        problems.append("no computed response times")
+    if len(changes) != len(record["change_events"]) or len(recurrence) != len(record["past_incidents"]):
+        problems.append(f"{len(changes)} changes and {len(recurrence)} past incidents, expected the incident's")
+    details = (
+        "computed: " + ", ".join(f"{name} {value}" for name, value in computed.items()),
+        *(f"change {c.get('id')}  {c.get('at')}  {c.get('summary')}" for c in changes if isinstance(c, dict)),
+        *(f"past incident #{p.get('number')}  {p.get('title')}" for p in recurrence if isinstance(p, dict)),
+    )
+    return Step(text + ":", details, "; ".join(problems) or None)
+
+
 def _session_note_step(pagerduty: PagerDutyStandIn, incident_id: str, session_url: str) -> Step:
     notes = [note["content"] for note in pagerduty.notes_posted(incident_id)]
     text = f"one note came back on {incident_id}, with the session's link"
@@ -353,10 +375,17 @@ def _follow_up_steps(
 ) -> list[Step]:
     steps = []
     try:
-        devin.open_pull_request(session_id, PULL_REQUEST)
+        # What a session does when its postmortem is done: the pull request, the schema filled in, the end.
+        devin.fill_result(session_id, pull_request=PULL_REQUEST)
     except KeyError:
         return [Step("the stand-in Devin session opens a pull request", problem=f"Devin has no session {session_id}")]
-    steps.append(Step(f"Devin's session {session_id} opens a pull request: {PULL_REQUEST}", checked=False))
+    steps.append(
+        Step(
+            f"Devin's session {session_id} opens a pull request ({PULL_REQUEST}), fills in the structured"
+            " result from its prompt's data and ends",
+            checked=False,
+        )
+    )
     for run in range(1, FOLLOW_UP_RUNS + 1):
         try:
             status, answer = follow_up.run(stack.follow_up_url, timeout=60)
@@ -366,12 +395,21 @@ def _follow_up_steps(
         problem = None if status == 200 else f"expected HTTP 200, got {status or 'no answer'}"
         text = f"follow-up run {run} ({where}): HTTP {status} {answer.decode('utf-8', 'replace')}"
         steps.append(Step(text, problem=problem, checked=problem is not None))
-    posted = [note["content"] for note in pagerduty.notes_posted(incident_id) if PULL_REQUEST in note["content"]]
+    notes = [note["content"] for note in pagerduty.notes_posted(incident_id)]
+    posted = [note for note in notes if PULL_REQUEST in note and SUMMARY_MARKER not in note]
     text = f"the pull request's link was posted on {incident_id} once over {FOLLOW_UP_RUNS} runs"
     if len(posted) != 1:
         steps.append(Step(text, problem=f"it was posted {len(posted)} times, expected exactly once"))
     else:
         steps.append(Step(text + ":", tuple(posted[0].splitlines())))
+    summaries = [note for note in notes if SUMMARY_MARKER in note]
+    text = f"the postmortem's summary came back on {incident_id} once, with its rubric score"
+    if len(summaries) != 1:
+        steps.append(Step(text, problem=f"it was posted {len(summaries)} times, expected exactly once"))
+    elif "Rubric score: " not in summaries[0]:
+        steps.append(Step(text, problem="the summary has no rubric score"))
+    else:
+        steps.append(Step(text + ":", tuple(summaries[0].splitlines())))
     return steps
 
 
@@ -387,6 +425,7 @@ def pagerduty_act(stack: LocalStack, incident_id: str) -> list[Step]:
     devin.latency = 0.0
     return [
         _timeline_step(stack, incident_id),
+        _evidence_step(stack, incident_id),
         _session_note_step(pagerduty, incident_id, session_url),
         *_follow_up_steps(stack, devin, pagerduty, incident_id, session_id),
     ]

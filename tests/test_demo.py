@@ -1,16 +1,18 @@
-"""local.demo, run as a user runs it: every sample delivery gets the contract's answer, and it says so."""
+"""scripts/demo, run as the README shows it from a fresh clone: every sample delivery gets the contract's answer,
+and it says so."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from local.pagerduty_standin import sample_record
+from tests.support.fresh_clone import fresh_clone
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +21,20 @@ SESSION = re.compile(r"devin-[0-9a-f]{32}")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
-    logs = tmp_path_factory.mktemp("demo") / "function.log"
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "local.demo", "--logs", str(logs)],
-        cwd=ROOT,
+def demo() -> Iterator[subprocess.CompletedProcess[str]]:
+    """`scripts/demo`, exactly as the README shows it, from a fresh clone-like copy of the repository."""
+    ran = subprocess.run(  # noqa: S603
+        ["scripts/demo"],  # noqa: S607 - the README's command, relative to the clone
+        cwd=fresh_clone(),
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=120,
     )
+    yield ran
+    # It leaves its function log where it says; a user reads it, the suite does not keep it.
+    logs = re.search(r"^Function logs: (\S+)$", ran.stdout, re.M)
+    if logs:
+        Path(logs.group(1)).unlink(missing_ok=True)
 
 
 def _table(stdout: str) -> dict[str, list[str]]:
@@ -43,7 +50,7 @@ def _table(stdout: str) -> dict[str, list[str]]:
 def test_the_demo_exits_0_and_says_every_answer_matched(demo: subprocess.CompletedProcess[str]) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "OK: all 12 deliveries answered as the contract says" in demo.stdout
-    assert "all 3 PagerDuty checks held" in demo.stdout
+    assert "all 5 PagerDuty checks held" in demo.stdout
     assert "all 6 lifecycle and routing checks held." in demo.stdout
     assert "✗" not in demo.stdout
     assert "Traceback" not in demo.stderr
@@ -180,3 +187,16 @@ def test_a_routed_incidents_create_request_carries_its_rules_playbook_repos_and_
             ["pagerduty-postmortem", "service:Checkout API", f"pagerduty-incident:{incident_id}", *payments["tags"]]
         ),
     }
+
+
+def test_it_shows_the_computed_figures_and_the_summary_note_posted_once(demo: subprocess.CompletedProcess[str]) -> None:
+    evidence = re.search(
+        r"✓ the prompt for Q2CKYRLH85UNN4 carries the figures the bridge computed.*:\n\s+(.*)\n", demo.stdout
+    )
+    assert evidence, demo.stdout
+    # The sample's trigger 09:12:44Z, first acknowledgement 09:15:02Z, resolve 10:03:18Z.
+    assert "seconds_to_first_ack 138, seconds_to_resolve 3034" in evidence.group(1)
+    summary = demo.stdout.split("✓ the postmortem's summary came back on Q2CKYRLH85UNN4 once, with its rubric score:")
+    assert len(summary) == 2, demo.stdout
+    assert re.search(r"Rubric score: \d/9", summary[1])
+    assert "[pagerduty-postmortem:summary]" in summary[1]

@@ -440,7 +440,15 @@ SCENARIOS: dict[str, tuple[Callable[..., Any], set[Signal]]] = {
     "pagerduty-note-failed": (pagerduty_note_failed, by_service("PagerDutyNoteFailed", "PagerDutyLatency")),
     "follow-up-off": (
         follow_up_off,
-        by_service("FollowUpFollowed", "FollowUpUpdated", "FollowUpFailed") | {("ColdStart", BY_FUNCTION)},
+        by_service(
+            "FollowUpFollowed",
+            "FollowUpUpdated",
+            "FollowUpFailed",
+            "PostmortemResultValid",
+            "PostmortemResultInvalid",
+            "PostmortemResultMissing",
+        )
+        | {("ColdStart", BY_FUNCTION)},
     ),
     "follow-up-failing": (follow_up_failing, by_service("FollowUpFailed")),
 }

@@ -219,16 +219,17 @@ def result_paragraph(record: IncidentRecord | None, postmortem_path: str) -> lis
     if record is not None and record.computed:
         lines.append('- Copy the response times from "computed" into response; they are authoritative.')
     if record is not None and record.change_events is not None and record.change_events.entries:
-        lines.append(
-            '- Give every change event in "changes" a verdict in changes (implicated, ruled_out or not_inspected)'
-            " with the reason."
-        )
+        lines += [
+            '- Give every change event in "changes" a verdict in changes (implicated, ruled_out or not_inspected)',
+            "  with the reason.",
+        ]
     recurrence = record is not None and record.past_incidents is not None and bool(record.past_incidents.entries)
-    lines.append(
+    lines += [
         f"- Check the earlier postmortems under {postmortem_path}"
         + (' for the past incidents in "recurrence" and' if recurrence else "")
-        + " for the same failure, and say what you found in recurrence."
-    )
+        + " for the same",
+        "  failure, and say what you found in recurrence.",
+    ]
     return lines
 
 
