@@ -565,7 +565,8 @@ def _slow_row(what: str, budget: float, deliveries: list[dict[str, Any]], *, alo
 
     spread = f" (of {len(figures)}: {figures[0][0]:.2f}-{figures[-1][0]:.2f} s)" if len(figures) > 1 else ""
     sent = {r["what"].split(" ", 1)[1] for r in reads}
-    unsent = [name for name in ("log_entries", "alerts", "notes") if name not in sent]
+    every = ("log_entries", "notes", "alerts", "related_change_events", "past_incidents")
+    unsent = [name for name in every if name not in sent]
     reads_ok = span <= budget + SLOW_MARGIN
     in_time = wall < PAGERDUTY_WAIT
     return Row(

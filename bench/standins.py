@@ -8,10 +8,9 @@ building) still runs, so the benchmark times the handler's real path. No socket 
 - AWS: `botocore.endpoint.Endpoint._send` answers from a small in-memory ledger and a fixed parameter set.
 - Devin: `urllib3`'s `HTTPConnectionPool.urlopen` answers the sessions API with a new session.
 - PagerDuty: the same `urlopen`, for api.pagerduty.com, answers an incident's log entries, alerts, notes, change
-  events and past incidents with
-  `local.pagerduty_standin.sample_record` (PagerDuty's shapes: classic pagination, 8 log entries, 2 alerts,
-  2 notes, about 14 KB of JSON) and a note post with the created note. It is called only when the parameters
-  hold a PagerDuty key (`FakeAws(pagerduty=True)`), as in a deployment.
+  events and past incidents with `local.pagerduty_standin.sample_record` (PagerDuty's shapes: classic pagination,
+  8 log entries, 2 alerts, 2 notes, 2 change events, 1 past incident) and a note post with the created note. It is
+  called only when the parameters hold a PagerDuty key (`FakeAws(pagerduty=True)`), as in a deployment.
 
 Each stand-in counts its calls and the time it spent, so that the benchmark can report calls per request
 and subtract the stand-ins' own time from the handler's.
