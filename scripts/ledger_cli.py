@@ -26,7 +26,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -40,7 +39,7 @@ HANDLER = Path(__file__).resolve().parent.parent / "handler"
 if str(HANDLER) not in sys.path:
     sys.path.append(str(HANDLER))
 
-from bridge.ledger import CLAIMED, STARTED, UNKNOWN  # noqa: E402
+from bridge.ledger import CLAIMED, STARTED, UNKNOWN, plain  # noqa: E402
 
 INDEX = "by-status"
 STATUSES = (STARTED, CLAIMED, UNKNOWN)
@@ -150,19 +149,6 @@ def _call(client: Any, operation: str, where: str, **kwargs: Any) -> dict[str, A
 
 
 # --- reading items
-
-
-def plain(value: Any) -> Any:
-    """An item as JSON takes it: numbers as int or float, sets as sorted lists."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, set | frozenset):
-        return sorted(plain(item) for item in value)
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 def _item(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -182,6 +182,30 @@ def invoke(handler_module: Any):  # noqa: ANN201 - returns the helper below
 
 
 @pytest.fixture
+def follow_up(handler_module: Any) -> Iterator[Any]:
+    """The real handler/follow_up.py, cold, in the same moto and stand-ins as the webhook."""
+    import follow_up
+    from aws_lambda_powertools.utilities import parameters
+
+    follow_up.dependencies.cache_clear()
+    parameters.clear_caches()
+    yield follow_up
+    follow_up.dependencies.cache_clear()
+
+
+@pytest.fixture
+def follow_up_run(follow_up: Any) -> Callable[[], dict[str, Any]]:
+    """Run the follow-up once, as its schedule does; returns its answer (the run's report)."""
+
+    def call() -> dict[str, Any]:
+        # The follow-up's Timeout in template.yaml: what Lambda leaves a run when it starts.
+        context = FakeContext(remaining_ms=120_000, function_name="FollowUpFunction")
+        return follow_up.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+
+    return call
+
+
+@pytest.fixture
 def aws_calls(handler_module: Any) -> list[str]:
     """Every AWS API call the handler's clients make, as "service.Operation", in order."""
     calls: list[str] = []

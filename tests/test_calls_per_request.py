@@ -262,22 +262,8 @@ def open_sessions(devin, pagerduty, count: int = OPEN_SESSIONS) -> list[str]:  #
     return sessions
 
 
-def follow_up_run() -> dict:
-    import follow_up
-    from aws_lambda_powertools.utilities import parameters
-
-    from tests.conftest import FakeContext
-
-    follow_up.dependencies.cache_clear()
-    parameters.clear_caches()
-    try:
-        return follow_up.lambda_handler({"source": "aws.events"}, FakeContext(remaining_ms=900_000))
-    finally:
-        follow_up.dependencies.cache_clear()
-
-
 def test_a_follow_up_run_over_100_quiet_sessions_costs_one_query_and_one_write_each(
-    pagerduty_writes, pagerduty, devin, aws_calls
+    pagerduty_writes, pagerduty, devin, aws_calls, follow_up_run
 ) -> None:
     open_sessions(devin, pagerduty)
     devin.requests.clear()
@@ -292,7 +278,7 @@ def test_a_follow_up_run_over_100_quiet_sessions_costs_one_query_and_one_write_e
 
 
 def test_a_follow_up_run_posting_100_summaries_costs_three_writes_and_one_note_each(
-    pagerduty_writes, pagerduty, devin, aws_calls
+    pagerduty_writes, pagerduty, devin, aws_calls, follow_up_run
 ) -> None:
     from tests.support.results import valid_result
 

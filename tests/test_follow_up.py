@@ -13,24 +13,12 @@ import pytest
 
 from local.devin_standin import Fault
 from local.pagerduty_standin import sample_record
-from tests.conftest import PAGERDUTY_KEY, FakeContext, backdate, ledger_item
+from tests.conftest import PAGERDUTY_KEY, backdate, ledger_item
 from tests.support.events import api_event, incident
 from tests.support.metrics import emitted
 
 FIRST, SECOND = "QFOLLOW000001", "QFOLLOW000002"
 PR = "https://github.com/acme/checkout/pull/412"
-
-
-@pytest.fixture
-def follow_up(handler_module: Any) -> Iterator[Any]:
-    """The real handler/follow_up.py, cold, in the same moto and stand-ins as the webhook."""
-    import follow_up
-    from aws_lambda_powertools.utilities import parameters
-
-    follow_up.dependencies.cache_clear()
-    parameters.clear_caches()
-    yield follow_up
-    follow_up.dependencies.cache_clear()
 
 
 @pytest.fixture
@@ -43,11 +31,8 @@ def follow_logs(follow_up: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def run(follow_up: Any) -> Any:
-    def call() -> dict[str, Any]:
-        return follow_up.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, FakeContext())
-
-    return call
+def run(follow_up_run: Any) -> Any:
+    return follow_up_run
 
 
 def start(invoke, devin, pagerduty, incident_id: str) -> str:

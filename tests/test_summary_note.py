@@ -6,7 +6,6 @@ a result is followed as before."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from tests.conftest import (
     PAGERDUTY_FROM,
     PAGERDUTY_KEY,
     TABLE,
-    FakeContext,
     aws_client,
     ledger_item,
 )
@@ -39,22 +37,8 @@ MARKER = "[pagerduty-postmortem:summary]"
 
 
 @pytest.fixture
-def follow_up_module(handler_module: Any) -> Iterator[Any]:
-    import follow_up as module
-    from aws_lambda_powertools.utilities import parameters
-
-    module.dependencies.cache_clear()
-    parameters.clear_caches()
-    yield module
-    module.dependencies.cache_clear()
-
-
-@pytest.fixture
-def run(follow_up_module: Any) -> Any:
-    def call() -> dict[str, Any]:
-        return follow_up_module.lambda_handler({"source": "aws.events"}, FakeContext(remaining_ms=120_000))
-
-    return call
+def run(follow_up_run: Any) -> Any:
+    return follow_up_run
 
 
 def start(invoke, pagerduty, incident_id: str = INCIDENT) -> str:  # noqa: ANN001 - fixtures

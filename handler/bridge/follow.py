@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from . import result as results
 from .devin import DevinClient, DevinError, SessionNotFound, SessionState
-from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus, recorded_session
+from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus, plain, recorded_session
 from .notes import NoteText, pull_request_note, session_note, summary_note
 from .postmortem import FAILED, POSTED, NoteWriter, post_notes
 from .rubric import grade
@@ -151,17 +150,6 @@ class _Outcome:
     evidence: Mapping[str, Any] | None = None  # {"cited": n, "unknown": [ids]} when the data block's ids are known
 
 
-def _plain(value: Any) -> Any:
-    """Numbers as DynamoDB gives them back (Decimal) made int or float again, for arithmetic with JSON numbers."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {key: _plain(child) for key, child in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(child) for child in value]
-    return value
-
-
 def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...] = ()) -> _Outcome:
     schema = str(item.get("result_schema") or results.DEFAULT_SCHEMA)
     earlier = item.get("postmortem_result") if item.get("result_status") == VALID else None
@@ -172,7 +160,7 @@ def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...
             logger.warning("the session is done and gave no structured result", extra={"session_status": state.status})
             return _Outcome({"result_status": MISSING}, verdict=MISSING)
         return _Outcome(
-            {}, compact=_plain(earlier), score=item.get("result_score"), evidence=_plain(item.get("result_evidence"))
+            {}, compact=plain(earlier), score=item.get("result_score"), evidence=plain(item.get("result_evidence"))
         )
     error = results.validation_error(output, schema)
     if error is not None:
@@ -183,7 +171,7 @@ def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...
         # earlier compact copy stays in the item for whoever looks.
         return _Outcome({"result_status": INVALID, "result_error": error}, verdict=INVALID if changed else None)
     compact = results.compact(output)
-    score = grade(result=output, computed=_plain(item.get("computed")) or None).score
+    score = grade(result=output, computed=plain(item.get("computed")) or None).score
     values: dict[str, Any] = {"result_status": VALID, "postmortem_result": compact, "result_score": score}
     evidence = None
     if item.get("evidence_ids"):
@@ -191,7 +179,7 @@ def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...
         cited, unknown = results.evidence_check(output, list(item["evidence_ids"]))
         evidence = {"cited": cited, "unknown": unknown[: results.MAX_ITEMS]}
         values["result_evidence"] = evidence
-    changed = any(_plain(item.get(name)) != value for name, value in values.items())
+    changed = any(plain(item.get(name)) != value for name, value in values.items())
     return _Outcome(
         values,
         forget=("result_error",),

@@ -476,6 +476,19 @@ def acus(value: float) -> Decimal:
     return Decimal(str(value))
 
 
+def plain(value: Any) -> Any:
+    """An item's values as JSON has them: DynamoDB's numbers (Decimal) as int or float again, sets as sorted lists."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {key: plain(child) for key, child in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(plain(child) for child in value)
+    if isinstance(value, list | tuple):
+        return [plain(child) for child in value]
+    return value
+
+
 def recorded_session(item: Mapping[str, Any]) -> Session:
     """The session a started item records."""
     return Session(str(item["session_id"]), _optional_str(item.get("session_url")))
