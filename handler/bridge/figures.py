@@ -10,10 +10,10 @@ whose inputs are missing is left out, never guessed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from .record import TimelineEntry
+from .record import TimelineEntry, parse_instant
 
 # In the order the data block shows them.
 FIELDS = (
@@ -26,16 +26,6 @@ FIELDS = (
     "resolved_by",
     "alert_count",
 )
-
-
-def _instant(value: str | None) -> datetime | None:
-    if not isinstance(value, str) or not value or len(value) > 64:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (ValueError, OverflowError):
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:
@@ -65,16 +55,16 @@ def compute(
     the incident's `created_at` (the same instant in PagerDuty); the resolution is the last resolve entry, else
     `resolved_at` (the resolve event's own time, given for an incident.resolved delivery).
     """
-    timed = [(entry, _instant(entry.at)) for entry in entries]
+    timed = [(entry, parse_instant(entry.at)) for entry in entries]
     by_kind: dict[str, list[tuple[TimelineEntry, datetime | None]]] = {}
     for entry, instant in timed:
         by_kind.setdefault(entry.kind, []).append((entry, instant))
     triggers = [instant for _, instant in by_kind.get("trigger", []) if instant is not None]
-    trigger = triggers[0] if triggers else _instant(created_at)
+    trigger = triggers[0] if triggers else parse_instant(created_at)
     figures: dict[str, Any] = {}
 
     resolves = [instant for _, instant in by_kind.get("resolve", []) if instant is not None]
-    resolution = _instant(resolved_at) if resolved_at else None
+    resolution = parse_instant(resolved_at)
     if complete and resolves:
         resolution = resolves[-1]
     if (seconds := _seconds(trigger, resolution)) is not None:

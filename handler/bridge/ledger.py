@@ -269,7 +269,7 @@ class Ledger:
 
     def note_posted(self, lease: Lease, note: NoteText, *, release: bool = False) -> None:
         """Record one posted note: the session note, the summary note or a pull request's note."""
-        marker, pull_request = note.marker, note.pull_request if note.kind == PULL_REQUEST else None
+        marker, pull_request = note.marker, note.pull_request
         values = {} if pull_request else {_POSTED_AT[note.kind]: _iso(self._clock())}
         add = {"pull_request_notes_posted": {pull_request}} if pull_request else None
         delete = {"notes_unconfirmed": {marker}} if marker in lease.item.get("notes_unconfirmed", ()) else None

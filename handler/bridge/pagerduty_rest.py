@@ -392,14 +392,12 @@ def _listed[E](
     """What one listing read; `add_on` names what it lists when PagerDuty keeps it behind an add-on."""
     try:
         page = read()
-    except PagerDutyRefused as error:
-        if add_on is not None and error.status in (402, 403, 404):
-            # Which refusal an account without PagerDuty's AIOps add-on gets is UNCONFIRMED: any of these three.
+    except PagerDutyError as error:
+        # Which refusal an account without PagerDuty's AIOps add-on gets is UNCONFIRMED: any of these three.
+        if add_on is not None and isinstance(error, PagerDutyRefused) and error.status in (402, 403, 404):
             return _Listed(
                 [], 0, f"PagerDuty did not list {add_on} (HTTP {error.status}); they need its AIOps add-on", True
             )
-        return _Listed([], 0, _missing(error, budget_seconds))
-    except PagerDutyError as error:
         return _Listed([], 0, _missing(error, budget_seconds))
     entries = convert(page.items)
     if since is not None:

@@ -191,9 +191,13 @@ def _placeholders(incident: Incident, event: WebhookEvent, postmortem_path: str)
     return {name: clean_text(value, TITLE_LIMIT) for name, value in values.items()}
 
 
+def _postmortem_path(rule: Rule | None) -> str:
+    return (rule.postmortem_path if rule is not None else None) or DEFAULT_POSTMORTEM_PATH
+
+
 def instructions(incident: Incident, event: WebhookEvent, rule: Rule | None = None, template: str | None = None) -> str:
     """The numbered instructions: the rule's, else the deployment's prompt template, else the built-in ones."""
-    path = (rule.postmortem_path if rule is not None else None) or DEFAULT_POSTMORTEM_PATH
+    path = _postmortem_path(rule)
     chosen = (rule.instructions if rule is not None else None) or template
     if chosen is None:
         return INSTRUCTIONS.replace(DEFAULT_POSTMORTEM_PATH, path)
@@ -250,7 +254,6 @@ def build_session_request(
     """
     resolved = event.event_type == "incident.resolved"
     what = "has been resolved" if resolved else f"reported {event.event_type}"
-    path = (rule.postmortem_path if rule is not None else None) or DEFAULT_POSTMORTEM_PATH
     schema_name = (rule.output_schema if rule is not None else None) or DEFAULT_SCHEMA
     prompt = "\n".join(
         [
@@ -266,7 +269,7 @@ def build_session_request(
             *([*record_paragraph(record), ""] if record is not None else []),
             instructions(incident, event, rule, template),
             "",
-            *result_paragraph(record, path),
+            *result_paragraph(record, _postmortem_path(rule)),
         ]
     )
     tags = [POSTMORTEM_TAG]

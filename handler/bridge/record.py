@@ -124,7 +124,7 @@ def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _instant(value: Any) -> datetime | None:
+def parse_instant(value: Any) -> datetime | None:
     """The instant a PagerDuty time names, or None. A time without an offset names no instant: it is not used."""
     if not isinstance(value, str) or len(value) > 64:
         return None
@@ -141,8 +141,8 @@ def _utc_text(instant: datetime) -> str:
 
 
 def _at(value: Any) -> tuple[datetime | None, str]:
-    instant = _instant(value)
-    return instant, (_utc_text(instant) if instant is not None else clean_text(value, TIME_LIMIT))
+    found = parse_instant(value)
+    return found, (_utc_text(found) if found is not None else clean_text(value, TIME_LIMIT))
 
 
 def _chronological[E](timed: Iterable[tuple[datetime | None, E]]) -> list[E]:
@@ -333,19 +333,19 @@ def cap[E](entries: Sequence[E], head: int, tail: int) -> tuple[list[E], int]:
     return kept, len(entries) - len(kept)
 
 
-def after[E: (TimelineEntry, AlertEntry, NoteEntry, ChangeEntry)](entries: Iterable[E], instant_iso: str) -> list[E]:
+def after[E: (TimelineEntry, AlertEntry, NoteEntry)](entries: Iterable[E], instant_iso: str) -> list[E]:
     """The entries strictly after `instant_iso` (an ISO-8601 time with an offset), in their order.
 
     An entry whose time did not parse is kept: it cannot be shown to be older, and leaving out something that
     happened since is worse than repeating something that did not.
     """
-    since = _instant(instant_iso)
+    since = parse_instant(instant_iso)
     if since is None:
         raise ValueError("instant_iso must be an ISO-8601 time with an offset")
     kept = []
     for entry in entries:
-        instant = _instant(entry.at)
-        if instant is None or instant > since:
+        at = parse_instant(entry.at)
+        if at is None or at > since:
             kept.append(entry)
     return kept
 
