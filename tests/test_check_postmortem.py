@@ -21,6 +21,7 @@ import pytest
 from bridge.rubric import CRITERIA, MAX_CHARS, Grade, format_grade, grade
 
 from scripts.check_postmortem import main
+from tests.support.cli import run_main, write
 from tests.test_docs import relative_links
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,18 +65,7 @@ def replaced(markdown: str, old: str, new: str) -> str:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    status = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def write(tmp_path: Path, name: str, content: Any) -> Path:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
-    return path
+    return run_main(main, capsys, *argv)
 
 
 # The samples
@@ -570,21 +560,19 @@ def test_bad_arguments_exit_2_with_the_usage(capsys, argv: list[str]) -> None:
     assert "usage: scripts/check-postmortem FILE.md" in err
 
 
-def _plain_python3() -> str | None:
-    """A python3 on PATH that is not this venv's."""
+def _plain_python3() -> str:
+    """A python3 on PATH that is not this venv's, else the interpreter this venv was made from (outside it too)."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         candidate = shutil.which("python3", path=folder)
         if candidate and not Path(candidate).resolve().is_relative_to(Path(sys.prefix).resolve()):
             return candidate
-    return None
+    return str(Path(sys.base_prefix, "bin", "python3"))
 
 
 @pytest.mark.slow
 def test_the_two_files_copied_elsewhere_run_with_plain_python3(tmp_path) -> None:
     # As a postmortems repository's CI runs them: side by side, no venv, no PYTHONPATH, no handler/.
     python = _plain_python3()
-    if python is None:
-        pytest.skip("no python3 outside the venv on PATH")
     for source in (ROOT / "handler" / "bridge" / "rubric.py", ROOT / "scripts" / "check_postmortem.py"):
         shutil.copy(source, tmp_path / source.name)
     shutil.copy(BAD_MD, tmp_path / "pm.md")

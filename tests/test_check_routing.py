@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from scripts.check_routing import main
+from tests.support.cli import run_main, write
 from tests.support.events import PAYLOADS, payload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,18 +18,7 @@ EXAMPLE = ROOT / "docs" / "routing.example.json"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    status = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def write(tmp_path: Path, name: str, content: Any) -> Path:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
-    return path
+    return run_main(main, capsys, *argv)
 
 
 def blocks(out: str) -> dict[str, str]:
