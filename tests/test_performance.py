@@ -155,7 +155,7 @@ def _clean_text_by_the_loop(value: str, limit: int) -> str:
 
 @pytest.mark.slow
 def test_clean_texts_shortcut_for_printable_strings_changes_no_answer() -> None:
-    from bridge.pagerduty import clean_text
+    from bridge.text import clean_text
 
     every_code_point = [chr(code) for code in range(sys.maxunicode + 1)]
     samples = [

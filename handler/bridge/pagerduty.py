@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
+from .text import clean_text
 
 # Per-field caps: incident text comes from outside and ends up in a prompt, a tag and a table item.
 TITLE_LIMIT = 300
@@ -25,26 +25,6 @@ NUMBER_LIMIT = 10**38
 
 # PagerDuty ids are short alphanumerics (7 or 14 characters seen); anything else is not a PagerDuty id.
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
-
-
-def clean_text(value: Any, limit: int) -> str:
-    """A string field on one line, with control and format characters (bidi overrides too) removed, capped.
-
-    Otherwise kept exactly as PagerDuty sent it: the service tag must match the service name.
-    """
-    if not isinstance(value, str):
-        return ""
-    if value.isprintable():
-        # Nearly every field. isprintable() is False for every character of the C* categories (and the Z*
-        # ones but " "), so there is nothing to remove; the loop below was a third of an ignored delivery's time.
-        kept = value
-    else:
-        kept = "".join(
-            " " if char in "\t\n\r" else char
-            for char in value
-            if char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs")
-        )
-    return kept if len(kept) <= limit else kept[: limit - 1] + "…"
 
 
 def _object(value: Any) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .pagerduty import clean_text
+from .text import clean_text
 
 DEFAULT_SCHEMA = "default"
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("postmortem.schema.json")
