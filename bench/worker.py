@@ -108,7 +108,7 @@ STEPS = (
         "import aws_lambda_powertools.logging.correlation_paths, aws_lambda_powertools.utilities.typing",
         False,
     ),
-    ("app: bridge.errors, bridge.pagerduty (re, unicodedata)", "import bridge.errors, bridge.pagerduty", False),
+    ("app: bridge.errors, bridge.webhook.event (re, unicodedata)", "import bridge.errors, bridge.webhook.event", False),
     ("app: bridge.routing (difflib, fnmatch, pathlib)", "import bridge.routing", False),
     ("app: bridge.credentials, bridge.parameters", "import bridge.credentials, bridge.parameters", False),
     (
@@ -117,8 +117,8 @@ STEPS = (
         False,
     ),
     (
-        "app: bridge.policy, bridge.signature (hmac), bridge.tracing",
-        "import bridge.policy, bridge.signature, bridge.tracing",
+        "app: bridge.webhook.policy, bridge.webhook.signature (hmac), bridge.tracing",
+        "import bridge.webhook.policy, bridge.webhook.signature, bridge.tracing",
         False,
     ),
     ("app: app.py itself (Logger, Metrics, resolver, routes)", "import app", False),

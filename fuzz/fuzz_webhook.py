@@ -37,9 +37,9 @@ with atheris.instrument_imports(include=["bridge"]):
     from bridge.config import Settings
     from bridge.credentials import Credentials
     from bridge.errors import BridgeError
-    from bridge.pagerduty import parse_event
-    from bridge.policy import Delivery, Ignored, select
-    from bridge.signature import authenticate, signature_matches
+    from bridge.webhook.event import parse_event
+    from bridge.webhook.policy import Delivery, Ignored, select
+    from bridge.webhook.signature import authenticate, signature_matches
 
 SECRET = "pd-test-signing-secret"  # noqa: S105 - the published test secret (scripts/make_events.py)
 HOOK_SECRET = "fuzz-webhook-secret"  # noqa: S105 - a test value

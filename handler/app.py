@@ -22,13 +22,13 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from bridge.dependencies import Dependencies, make_dependencies
 from bridge.errors import BadRequest, BridgeError, ConfigurationError, SetupUnavailable
-from bridge.pagerduty import parse_event
 from bridge.parameters import Parameters
-from bridge.policy import ROUTING, Delivery, Ignored, select
 from bridge.routing import Facts, Rule
-from bridge.signature import authenticate
 from bridge.timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, Timings
 from bridge.tracing import Tracing
+from bridge.webhook.event import parse_event
+from bridge.webhook.policy import ROUTING, Delivery, Ignored, select
+from bridge.webhook.signature import authenticate
 
 logger = Logger()
 # At DEBUG botocore logs whole answers, the decrypted SSM parameters among them: whatever level an operator

@@ -621,7 +621,7 @@ def predicted_answer(stack: LocalStack, payload: Path, now: float | None = None)
     document: "200 started", or "200 ignored: <the function's reason>"."""
     import time
 
-    config, pagerduty, policy = _bridge("config"), _bridge("pagerduty"), _bridge("policy")
+    config, pagerduty, policy = _bridge("config"), _bridge("webhook.event"), _bridge("webhook.policy")
     settings = config.Settings.from_env(stack.function_env)
     selected = policy.select(pagerduty.parse_event(payload.read_bytes()), settings, time.time() if now is None else now)
     if isinstance(selected, policy.Ignored):

@@ -26,7 +26,6 @@ if str(HANDLER) not in sys.path:
     sys.path.insert(0, str(HANDLER))
 
 from bridge.errors import BadRequest  # noqa: E402
-from bridge.pagerduty import parse_event, read_incident  # noqa: E402
 from bridge.routing import (  # noqa: E402
     DEFAULT_POSTMORTEM_PATH,
     Facts,
@@ -36,6 +35,7 @@ from bridge.routing import (  # noqa: E402
     check_template,
     parse_routing,
 )
+from bridge.webhook.event import parse_event, read_incident  # noqa: E402
 
 DEFAULT_PREFIX = "/pagerduty-postmortem"
 # template.yaml's AllowedPattern for SsmParameterPrefix.

@@ -9,10 +9,10 @@ import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
 from bridge.ledger import Ledger
-from bridge.pagerduty import parse_event
-from bridge.policy import select
 from bridge.postmortem import Outcome, start_postmortem
 from bridge.prompt import build_session_request
+from bridge.webhook.event import parse_event
+from bridge.webhook.policy import select
 
 from local.devin_standin import DevinStandIn
 from tests.conftest import DEVIN_KEY, DEVIN_ORG, TABLE, aws_client, ledger_items

@@ -13,9 +13,9 @@ import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
 from bridge.ledger import Ledger
-from bridge.pagerduty import parse_event
-from bridge.policy import select
 from bridge.postmortem import Forwarding, Outcome, forward_event
+from bridge.webhook.event import parse_event
+from bridge.webhook.policy import select
 
 from local.devin_standin import DevinStandIn, Fault
 from local.pagerduty_standin import sample_record

@@ -12,9 +12,9 @@ import itertools
 import json
 
 import pytest
-from bridge.pagerduty import NAME_LIMIT, TITLE_LIMIT
 from bridge.prompt import DATA_CLOSE, DATA_OPEN
 from bridge.text import clean_text
+from bridge.webhook.event import NAME_LIMIT, TITLE_LIMIT
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -10,11 +10,11 @@ import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
 from bridge.ledger import Ledger
-from bridge.pagerduty import parse_event
 from bridge.pagerduty_rest import PagerDutyClient
-from bridge.policy import select
 from bridge.postmortem import NoteWriter, Outcome, start_postmortem
 from bridge.prompt import build_session_request
+from bridge.webhook.event import parse_event
+from bridge.webhook.policy import select
 
 from local.devin_standin import DevinStandIn, Fault
 from local.pagerduty_standin import PagerDutyStandIn, sample_record

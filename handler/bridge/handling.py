@@ -18,9 +18,9 @@ from .dependencies import Dependencies
 from .devin import DevinClient
 from .pagerduty_rest import PagerDutyClient
 from .parameters import SessionSetup
-from .policy import Delivery
 from .postmortem import NOTE_SECONDS, Forwarding, NoteWriter, Outcome, forward_event, start_postmortem
 from .routing import Rule
+from .webhook.policy import Delivery
 
 # Kept back from the Devin call for the ledger writes after it.
 LEDGER_RESERVE_SECONDS = 2.0

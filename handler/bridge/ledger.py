@@ -23,8 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .devin import Session, SessionState
 from .errors import Unavailable
 from .notes import PULL_REQUEST, SESSION, SUMMARY, NoteText
-from .pagerduty import Incident, WebhookEvent
 from .prompt import resolved_at
+from .webhook.event import Incident, WebhookEvent
 
 CLAIMED = "claimed"  # a delivery is talking to Devin right now
 STARTED = "started"  # the session exists and is recorded

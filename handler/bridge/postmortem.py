@@ -28,10 +28,10 @@ from .ledger import (
     recorded_session,
 )
 from .notes import NoteText, has_marker, session_note
-from .pagerduty import Incident, WebhookEvent
 from .pagerduty_rest import PagerDutyClient, PagerDutyError, PagerDutyOutcomeUnknown
-from .policy import NO_SESSION, RESOLVED, SESSION_GONE, Ignored
 from .prompt import SessionRequest, incident_tag
+from .webhook.event import Incident, WebhookEvent
+from .webhook.policy import NO_SESSION, RESOLVED, SESSION_GONE, Ignored
 
 logger = Logger(child=True)
 

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .pagerduty import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent
 from .record import IncidentRecord, as_data, data_ids
 from .result import DEFAULT_SCHEMA, load_schema
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
 from .text import clean_text
+from .webhook.event import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent
 
 POSTMORTEM_TAG = "pagerduty-postmortem"
 DATA_OPEN = "<pagerduty-incident>"

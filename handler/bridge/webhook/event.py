@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadRequest
-from .text import clean_text
+from ..errors import BadRequest
+from ..text import clean_text
 
 # Per-field caps: incident text comes from outside and ends up in a prompt, a tag and a table item.
 TITLE_LIMIT = 300

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from .config import Settings
-from .pagerduty import Incident, WebhookEvent, incident_id_of, read_incident
+from ..config import Settings
+from .event import Incident, WebhookEvent, incident_id_of, read_incident
 
 RESOLVED = "incident.resolved"
 

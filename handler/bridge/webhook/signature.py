@@ -6,8 +6,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from .credentials import Credentials
-from .errors import ConfigurationError, Unauthorized
+from ..credentials import Credentials
+from ..errors import ConfigurationError, Unauthorized
 
 SIGNATURE_HEADER = "x-pagerduty-signature"
 WEBHOOK_SECRET_HEADER = "x-webhook-secret"  # noqa: S105 - a header name

@@ -1,0 +1,1 @@
+"""What PagerDuty's webhook delivers: its signature, the event as PagerDuty sends it, and the selection policy."""
