@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bridge.dependencies import Dependencies, make_dependencies
 from bridge.devin import DevinClient
 from bridge.follow import Report, follow_up
-from bridge.pagerduty_rest import PagerDutyClient
+from bridge.pagerduty.client import PagerDutyClient
 from bridge.postmortem import NOTE_SECONDS, NoteWriter
 from bridge.timing import Timings
 from bridge.tracing import Tracing

@@ -47,7 +47,7 @@ P1_PAYLOAD = "incident-resolved-p1.json"
 NOTE_PAYLOAD = "incident-annotated.json"
 # The pull request the stand-in Devin session "opens" for the P1 incident's postmortem.
 PULL_REQUEST = "https://github.com/acme/checkout/pull/4128"
-# How the summary note is told from the others (handler/bridge/notes.py).
+# How the summary note is told from the others (handler/bridge/pagerduty/notes.py).
 SUMMARY_MARKER = "[pagerduty-postmortem:summary]"
 DATA_OPEN, DATA_CLOSE = "<pagerduty-incident>", "</pagerduty-incident>"
 FOLLOW_UP_RUNS = 2

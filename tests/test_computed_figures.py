@@ -8,8 +8,8 @@ import re
 from typing import Any
 
 import pytest
-from bridge.figures import compute
-from bridge.record import timeline
+from bridge.pagerduty.figures import compute
+from bridge.pagerduty.record import timeline
 
 from local.http_server import Fault
 from tests.support.events import api_event, incident

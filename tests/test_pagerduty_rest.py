@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import requests
-from bridge import record
-from bridge.pagerduty_rest import (
+from bridge.pagerduty import record
+from bridge.pagerduty.client import (
     LISTING_LIMIT,
     PagerDutyClient,
     PagerDutyError,

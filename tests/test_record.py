@@ -1,4 +1,4 @@
-"""The incident's record as values (handler/bridge/record.py): order, caps, cleaning, and what survives bad input."""
+"""The incident's record as values (handler/bridge/pagerduty/record.py): order, caps, cleaning, bad input."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 
 import pytest
-from bridge import record
-from bridge.record import AlertEntry, IncidentRecord, NoteEntry, Part, TimelineEntry
+from bridge.pagerduty import record
+from bridge.pagerduty.record import AlertEntry, IncidentRecord, NoteEntry, Part, TimelineEntry
 
 
 def log_entry(kind: str, at: object, summary: str = "", **extra: object) -> dict[str, object]:

@@ -10,7 +10,7 @@ import requests
 from bridge.config import Settings
 from bridge.devin import DevinClient
 from bridge.ledger import Ledger
-from bridge.pagerduty_rest import PagerDutyClient
+from bridge.pagerduty.client import PagerDutyClient
 from bridge.postmortem import NoteWriter, Outcome, start_postmortem
 from bridge.prompt import build_session_request
 from bridge.webhook.event import parse_event

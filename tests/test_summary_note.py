@@ -13,7 +13,7 @@ import requests
 from bridge.devin import DevinClient
 from bridge.follow import follow_up
 from bridge.ledger import Ledger
-from bridge.pagerduty_rest import PagerDutyClient
+from bridge.pagerduty.client import PagerDutyClient
 from bridge.postmortem import NoteWriter
 
 from local.http_server import Fault

@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .pagerduty_rest import PagerDutyClient, read_record
+from .pagerduty.client import PagerDutyClient, read_record
+from .pagerduty.record import IncidentRecord
 from .prompt import SessionRequest, build_message, build_session_request, resolved_at
-from .record import IncidentRecord
 from .routing import Rule
 from .webhook.event import Incident, WebhookEvent, read_note
 from .webhook.policy import Delivery

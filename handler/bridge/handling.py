@@ -16,7 +16,7 @@ from .composer import Composer
 from .credentials import Credentials
 from .dependencies import Dependencies
 from .devin import DevinClient
-from .pagerduty_rest import PagerDutyClient
+from .pagerduty.client import PagerDutyClient
 from .parameters import SessionSetup
 from .postmortem import NOTE_SECONDS, Forwarding, NoteWriter, Outcome, forward_event, start_postmortem
 from .routing import Rule

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .devin import Session, SessionState
 from .errors import Unavailable
-from .notes import PULL_REQUEST, SESSION, SUMMARY, NoteText
+from .pagerduty.notes import PULL_REQUEST, SESSION, SUMMARY, NoteText
 from .prompt import resolved_at
 from .webhook.event import Incident, WebhookEvent
 

@@ -27,8 +27,8 @@ from .ledger import (
     note_recorded,
     recorded_session,
 )
-from .notes import NoteText, has_marker, session_note
-from .pagerduty_rest import PagerDutyClient, PagerDutyError, PagerDutyOutcomeUnknown
+from .pagerduty.client import PagerDutyClient, PagerDutyError, PagerDutyOutcomeUnknown
+from .pagerduty.notes import NoteText, has_marker, session_note
 from .prompt import SessionRequest, incident_tag
 from .webhook.event import Incident, WebhookEvent
 from .webhook.policy import NO_SESSION, RESOLVED, SESSION_GONE, Ignored

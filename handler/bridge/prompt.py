@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .record import IncidentRecord, as_data, data_ids
+from .pagerduty.record import IncidentRecord, as_data, data_ids
 from .result import DEFAULT_SCHEMA, load_schema
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
 from .text import clean_text

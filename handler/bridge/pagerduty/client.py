@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ..http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from . import figures, record
-from .http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 
 if TYPE_CHECKING:
     # Imported where it is used, as in devin.py: importing requests costs every cold start about 20 ms.

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .text import clean_text
+from ..text import clean_text
 
 MARKER_PREFIX = "pagerduty-postmortem"
 SESSION = "session"

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .text import clean_text
-from .webhook.event import REFERENCES_LIMIT
+from ..text import clean_text
+from ..webhook.event import REFERENCES_LIMIT
 
 # How many entries of each part are kept: the first `HEAD` and the last `TAIL`, chronologically. The start of an
 # incident and its end say the most; a flapping middle is counted, not listed.
