@@ -2,16 +2,16 @@
 
     scripts/check-postmortem FILE.md [--result RESULT.json] [--computed COMPUTED.json] [--min-score N]
 
-RESULT.json is the structured result Devin filled (handler/bridge/postmortem.schema.json), or a whole Devin session
-as its API returns it (its `structured_output` is taken). COMPUTED.json holds PagerDuty's response figures as the
-bridge computes them (`seconds_to_first_ack`, `seconds_to_resolve`); without it, the response times the postmortem
-states are checked against its own timeline.
+RESULT.json is the structured result Devin filled (handler/bridge/result/postmortem.schema.json), or a whole Devin
+session as its API returns it (its `structured_output` is taken). COMPUTED.json holds PagerDuty's response figures as
+the bridge computes them (`seconds_to_first_ack`, `seconds_to_resolve`); without it, the response times the
+postmortem states are checked against its own timeline.
 
 Exit status: 0 when the score reaches --min-score (default: every criterion), 1 when it does not, 2 on a usage error,
 a file that cannot be read, or JSON that is not valid.
 
 Only the standard library and rubric.py are needed: rubric.py is looked for beside this file (both copied into a
-postmortems repository's CI), then at handler/bridge/rubric.py of this repository. `python3 check_postmortem.py`
+postmortems repository's CI), then at handler/bridge/result/rubric.py of this repository. `python3 check_postmortem.py`
 runs it with any Python from 3.10.
 """
 
@@ -37,14 +37,14 @@ class UsageError(Exception):
 def load_rubric() -> ModuleType:
     """rubric.py by its path: handler/bridge holds modules named like the standard library's (http.py), so that
     folder must not go on sys.path, and importing the `bridge` package would need its dependencies."""
-    for path in (HERE / "rubric.py", HERE.parent / "handler" / "bridge" / "rubric.py"):
+    for path in (HERE / "rubric.py", HERE.parent / "handler" / "bridge" / "result" / "rubric.py"):
         spec = importlib.util.spec_from_file_location("postmortem_rubric", path) if path.is_file() else None
         if spec is not None and spec.loader is not None:
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
             spec.loader.exec_module(module)
             return module
-    raise UsageError(f"rubric.py is neither beside {HERE / Path(__file__).name} nor in ../handler/bridge/")
+    raise UsageError(f"rubric.py is neither beside {HERE / Path(__file__).name} nor in ../handler/bridge/result/")
 
 
 def _parser(criteria: int) -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The postmortem rubric (bridge/rubric.py) and scripts/check-postmortem: a good and a bad sample, each criterion
+"""The postmortem rubric (bridge/result/rubric.py) and scripts/check-postmortem: a good and a bad sample, each criterion
 broken alone, the 60-second tolerance, blaming phrases, a result graded alone, odd input, and the exit codes."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from bridge.rubric import CRITERIA, MAX_CHARS, Grade, format_grade, grade
+from bridge.result.rubric import CRITERIA, MAX_CHARS, Grade, format_grade, grade
 
 from scripts.check_postmortem import main
 from tests.support.cli import run_main, write
@@ -32,7 +32,7 @@ BAD_MD = SAMPLES / "postmortem-bad.md"
 BAD_RESULT = SAMPLES / "postmortem-bad.result.json"
 COMPUTED = SAMPLES / "computed.json"
 RUBRIC_DOC = ROOT / "docs" / "postmortem-rubric.md"
-SCHEMA = json.loads((ROOT / "handler" / "bridge" / "postmortem.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((ROOT / "handler" / "bridge" / "result" / "postmortem.schema.json").read_text(encoding="utf-8"))
 KEYS = [key for key, *_ in CRITERIA]
 
 
@@ -573,7 +573,7 @@ def _plain_python3() -> str:
 def test_the_two_files_copied_elsewhere_run_with_plain_python3(tmp_path) -> None:
     # As a postmortems repository's CI runs them: side by side, no venv, no PYTHONPATH, no handler/.
     python = _plain_python3()
-    for source in (ROOT / "handler" / "bridge" / "rubric.py", ROOT / "scripts" / "check_postmortem.py"):
+    for source in (ROOT / "handler" / "bridge" / "result" / "rubric.py", ROOT / "scripts" / "check_postmortem.py"):
         shutil.copy(source, tmp_path / source.name)
     shutil.copy(BAD_MD, tmp_path / "pm.md")
 

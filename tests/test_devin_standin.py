@@ -674,7 +674,7 @@ def test_a_filled_result_cites_the_prompts_ids_and_satisfies_the_bridges_schema(
 
     from tests.support.template import ROOT
 
-    schema = json.loads((ROOT / "handler" / "bridge" / "postmortem.schema.json").read_text(encoding="utf-8"))
+    schema = json.loads((ROOT / "handler" / "bridge" / "result" / "postmortem.schema.json").read_text(encoding="utf-8"))
     data = {
         "title": "Checkout API 5xx",
         "service": "Checkout API",

@@ -11,14 +11,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from bridge import result as results
+from bridge.result import schema as results
 
 from tests.conftest import put_parameter
 from tests.support.events import api_event, incident, payload
 from tests.support.results import valid_result
 from tests.support.template import ROOT
 
-SCHEMA_FILE = ROOT / "handler" / "bridge" / "postmortem.schema.json"
+SCHEMA_FILE = ROOT / "handler" / "bridge" / "result" / "postmortem.schema.json"
 EXAMPLE_RULE_SCHEMA = "customer-facing.schema.json"
 
 

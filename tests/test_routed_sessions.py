@@ -15,7 +15,7 @@ from tests.support.metrics import names
 from tests.support.template import ROOT
 
 INCIDENT = "Q2CKYRLH85UNN4"
-DEFAULT_SCHEMA = ROOT / "handler" / "bridge" / "postmortem.schema.json"
+DEFAULT_SCHEMA = ROOT / "handler" / "bridge" / "result" / "postmortem.schema.json"
 DATA = re.compile(r"<pagerduty-incident>\n(.*?)\n</pagerduty-incident>", re.S)
 PAYMENTS = {
     "name": "payments P1",

@@ -11,12 +11,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from . import result as results
 from .devin import DevinClient, DevinError, SessionNotFound, SessionState
 from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus, plain, recorded_session
 from .pagerduty.notes import NoteText, pull_request_note, session_note, summary_note
 from .postmortem import FAILED, POSTED, NoteWriter, post_notes
-from .rubric import grade
+from .result import schema as results
+from .result.rubric import grade
 
 logger = Logger(child=True)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .pagerduty.record import IncidentRecord, as_data, data_ids
-from .result import DEFAULT_SCHEMA, load_schema
+from .result.schema import DEFAULT_SCHEMA, load_schema
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
 from .text import clean_text
 from .webhook.event import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .result import SchemaProblem, load_schema
+from .result.schema import SchemaProblem, load_schema
 from .text import clean_text
 from .webhook.event import Incident
 

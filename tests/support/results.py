@@ -1,4 +1,4 @@
-"""Structured results as a Devin session fills them in (handler/bridge/postmortem.schema.json), for the tests."""
+"""Structured results as a Devin session fills them in (handler/bridge/result/postmortem.schema.json), for the tests."""
 
 from __future__ import annotations
 

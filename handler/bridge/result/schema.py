@@ -15,12 +15,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .text import clean_text
+from ..text import clean_text
 
 DEFAULT_SCHEMA = "default"
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("postmortem.schema.json")
 # Where the schemas that routing rules name (`output_schema`) live in the deployed package: handler/schemas/.
-RULE_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+RULE_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 RULE_SCHEMA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.json")
 
 # Devin's limit on structured_output_schema (devin-api.md §2).
@@ -139,7 +139,7 @@ def schema_problem(document: Mapping[str, Any]) -> str | None:
     properties = document.get("properties") if isinstance(document.get("properties"), Mapping) else {}
     for name in REQUIRED:
         if _resolved(document, properties.get(name)) != _resolved(default, default["properties"][name]):
-            return f'must keep "{name}" as the default schema (handler/bridge/postmortem.schema.json) defines it'
+            return f'must keep "{name}" as the default schema (handler/bridge/result/postmortem.schema.json) defines it'
     return None
 
 
