@@ -109,7 +109,7 @@ STEPS = (
         False,
     ),
     ("app: bridge.errors, bridge.webhook.event (re, unicodedata)", "import bridge.errors, bridge.webhook.event", False),
-    ("app: bridge.routing (difflib, fnmatch, pathlib)", "import bridge.routing", False),
+    ("app: bridge.devin.routing (difflib, fnmatch, pathlib)", "import bridge.devin.routing", False),
     ("app: bridge.credentials, bridge.parameters", "import bridge.credentials, bridge.parameters", False),
     (
         "app: bridge.config, bridge.timing, bridge.dependencies (botocore.config)",

@@ -21,9 +21,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from bridge.dependencies import Dependencies, make_dependencies
+from bridge.devin.routing import Facts, Rule
 from bridge.errors import BadRequest, BridgeError, ConfigurationError, SetupUnavailable
 from bridge.parameters import Parameters
-from bridge.routing import Facts, Rule
 from bridge.timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, Timings
 from bridge.tracing import Tracing
 from bridge.webhook.event import parse_event
@@ -110,8 +110,8 @@ def _ignored(why: Ignored) -> Response:
     logger.info("delivery ignored", extra={"reason": why.reason})
     _outcome("ignored", "Ignored")
     _summary["reason"] = why.kind
-    # Counted twice: in all (above), and by reason class as a dimension, a handful of values (policy.py), never the
-    # free-text reason.
+    # Counted twice: in all (above), and by reason class as a dimension, a handful of values (webhook/policy.py), never
+    # the free-text reason.
     with single_metric(
         name="Ignored",
         unit=MetricUnit.Count,

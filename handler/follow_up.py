@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from bridge.dependencies import Dependencies, make_dependencies
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 from bridge.follow import Report, follow_up
 from bridge.pagerduty.client import PagerDutyClient
 from bridge.postmortem import NOTE_SECONDS, NoteWriter

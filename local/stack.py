@@ -129,8 +129,8 @@ def scheduled_event(now: datetime | None = None) -> dict[str, Any]:
 
 
 def _routing_checks() -> Any:
-    """handler/bridge/routing.py: the function's own checks of the routing document and prompt template (pure)."""
-    return _bridge("routing")
+    """handler/bridge/devin/routing.py: the function's own checks of the routing document and prompt template (pure)."""
+    return _bridge("devin.routing")
 
 
 def _document(option: str, path: str | Path | None, name: str) -> str | None:
@@ -630,7 +630,7 @@ def predicted_answer(stack: LocalStack, payload: Path, now: float | None = None)
         # Forwarded only to a session, and on an empty ledger there is none.
         return f"200 ignored: {selected.start.reason}"
     if stack.routing and selected.incident is not None:
-        routing = _bridge("routing")
+        routing = _bridge("devin.routing")
         facts = routing.Facts.of(selected.incident, selected.event.event_type)
         rule = routing.parse_routing(Path(stack.routing).read_text(encoding="utf-8")).route(facts)
         if rule is not None and rule.skip:

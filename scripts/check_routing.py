@@ -2,7 +2,7 @@
 
     scripts/check-routing [ROUTING_FILE] [--prompt-template FILE] [--try PAYLOAD_FILE ...] [--prefix PREFIX]
 
-ROUTING_FILE is checked as the function checks `<prefix>/routing` (bridge.routing.parse_routing), FILE as it
+ROUTING_FILE is checked as the function checks `<prefix>/routing` (bridge.devin.routing.parse_routing), FILE as it
 checks `<prefix>/prompt-template`; for each valid one it prints the `aws ssm put-parameter` line that stores it.
 `--try` reads each PagerDuty v3 webhook body the way the function does and prints which rule it meets and what
 that rule would send to Devin. Only the routing is applied: the function's EVENT_TYPES, PRIORITIES and URGENCIES
@@ -25,8 +25,7 @@ HANDLER = Path(__file__).resolve().parent.parent / "handler"
 if str(HANDLER) not in sys.path:
     sys.path.insert(0, str(HANDLER))
 
-from bridge.errors import BadRequest  # noqa: E402
-from bridge.routing import (  # noqa: E402
+from bridge.devin.routing import (  # noqa: E402
     DEFAULT_POSTMORTEM_PATH,
     Facts,
     Routing,
@@ -35,6 +34,7 @@ from bridge.routing import (  # noqa: E402
     check_template,
     parse_routing,
 )
+from bridge.errors import BadRequest  # noqa: E402
 from bridge.webhook.event import parse_event, read_incident  # noqa: E402
 
 DEFAULT_PREFIX = "/pagerduty-postmortem"

@@ -40,6 +40,7 @@ if str(HANDLER) not in sys.path:
     sys.path.append(str(HANDLER))
 
 from bridge.credentials import lines  # noqa: E402
+from bridge.devin.routing import RoutingError, check_template, parse_routing  # noqa: E402
 from bridge.parameters import (  # noqa: E402
     DEVIN_API_KEY,
     DEVIN_ORG_ID,
@@ -52,7 +53,6 @@ from bridge.parameters import (  # noqa: E402
     SIGNING_SECRET,
     WEBHOOK_SECRET,
 )
-from bridge.routing import RoutingError, check_template, parse_routing  # noqa: E402
 
 from local.send import SendError, send  # noqa: E402
 from scripts.make_events import PAYLOADS_DIR  # noqa: E402

@@ -7,10 +7,10 @@ import time
 
 import requests
 from bridge.config import Settings
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
+from bridge.devin.prompt import build_session_request
 from bridge.ledger import Ledger
 from bridge.postmortem import Outcome, start_postmortem
-from bridge.prompt import build_session_request
 from bridge.webhook.event import parse_event
 from bridge.webhook.policy import select
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from bridge.devin import (
+from bridge.devin.client import (
     MAX_PULL_REQUESTS,
     MAX_URL_LENGTH,
     DevinClient,
@@ -17,7 +17,7 @@ from bridge.devin import (
     SessionNotFound,
     SessionState,
 )
-from bridge.prompt import SessionRequest
+from bridge.devin.prompt import SessionRequest
 
 from local.devin_standin import DevinStandIn, Fault
 from tests.conftest import DEVIN_KEY, DEVIN_ORG

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 
 import pytest
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 from bridge.postmortem import SETTLE_SECONDS
 
 from local.devin_standin import DevinStandIn, Fault

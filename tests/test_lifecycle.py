@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 from bridge.config import Settings
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 from bridge.ledger import Ledger
 from bridge.postmortem import Forwarding, Outcome, forward_event
 from bridge.webhook.event import parse_event
@@ -391,8 +391,8 @@ def test_racing_deliveries_of_one_event_send_exactly_one_message(aws) -> None:
         )
         ledger = Ledger(OneCallAtATime(aws_client("dynamodb")), TABLE, retention_days=90)
         start = select(parse_event(json.dumps(acknowledged()).encode()), settings)
+        from bridge.devin.prompt import build_session_request
         from bridge.postmortem import start_postmortem
-        from bridge.prompt import build_session_request
 
         session = DevinClient(devin.base_url, DEVIN_KEY, DEVIN_ORG, requests.Session())
         start_postmortem(

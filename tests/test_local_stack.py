@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from bridge.routing import RoutingError, check_template, parse_routing
+from bridge.devin.routing import RoutingError, check_template, parse_routing
 
 from local.apigateway import Gateway, HttpRequest, Route, response_from_result
 from local.pagerduty_standin import PagerDutyStandIn, sample_record

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 
 from local.devin_standin import Fault
 from tests.conftest import FakeContext, delete_parameter, put_parameter

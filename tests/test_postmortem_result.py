@@ -270,7 +270,7 @@ def too_big() -> dict[str, Any]:
     ids=["drops a required field", "changes a required field", "external ref", "over 64 KB", "not draft 7"],
 )
 def test_a_rule_schema_that_loses_what_the_bridge_reads_is_refused(rule_schemas: Path, document, words) -> None:
-    from bridge.routing import RoutingError, parse_routing
+    from bridge.devin.routing import RoutingError, parse_routing
 
     write_schema(rule_schemas, "team.schema.json", document)
 
@@ -282,14 +282,14 @@ def test_a_rule_schema_that_loses_what_the_bridge_reads_is_refused(rule_schemas:
 
 
 def test_a_rule_schema_that_does_not_exist_is_refused_by_name(rule_schemas: Path) -> None:
-    from bridge.routing import RoutingError, parse_routing
+    from bridge.devin.routing import RoutingError, parse_routing
 
     with pytest.raises(RoutingError, match=r"output_schema: no file missing\.schema\.json in handler/schemas/"):
         parse_routing(json.dumps({"rules": [{"name": "team", "output_schema": "missing.schema.json"}]}))
 
 
 def test_a_rule_schema_path_outside_the_folder_is_refused_by_the_routing_schema() -> None:
-    from bridge.routing import RoutingError, parse_routing
+    from bridge.devin.routing import RoutingError, parse_routing
 
     with pytest.raises(RoutingError, match="output_schema"):
         parse_routing(json.dumps({"rules": [{"name": "team", "output_schema": "../bridge/postmortem.schema.json"}]}))

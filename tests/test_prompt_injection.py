@@ -12,7 +12,7 @@ import itertools
 import json
 
 import pytest
-from bridge.prompt import DATA_CLOSE, DATA_OPEN
+from bridge.devin.prompt import DATA_CLOSE, DATA_OPEN
 from bridge.text import clean_text
 from bridge.webhook.event import NAME_LIMIT, TITLE_LIMIT
 from hypothesis import HealthCheck, example, given, settings

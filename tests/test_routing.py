@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge.prompt import incident_tag
-from bridge.routing import (
+from bridge.devin.prompt import incident_tag
+from bridge.devin.routing import (
     DEFAULT_POSTMORTEM_PATH,
     PLACEHOLDERS,
     Facts,
@@ -512,7 +512,7 @@ def test_a_rules_instructions_with_a_stray_dollar_are_rejected() -> None:
 def test_importing_the_module_neither_loads_the_validator_nor_reads_the_schema() -> None:
     # Most cold starts never see a routing document: they must not pay for Powertools' validation import.
     probe = (
-        "import sys; import bridge.routing as r; "
+        "import sys; import bridge.devin.routing as r; "
         "print('aws_lambda_powertools.utilities.validation' in sys.modules, 'fastjsonschema' in sys.modules, "
         "r._schema.cache_info().currsize)"
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 from bridge.errors import BridgeError
 from bridge.ledger import Ledger
 

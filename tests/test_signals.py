@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 from bridge.ledger import Ledger
 
 from local.devin_standin import Fault

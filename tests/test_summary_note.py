@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from bridge.devin import DevinClient
+from bridge.devin.client import DevinClient
 from bridge.follow import follow_up
 from bridge.ledger import Ledger
 from bridge.pagerduty.client import PagerDutyClient

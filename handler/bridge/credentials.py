@@ -1,6 +1,6 @@
 """The bridge's secrets as values: what authenticates a delivery and what reaches Devin and PagerDuty.
 
-A plain value type, with no I/O: parameters.py fetches it from Parameter Store, signature.py and app.py read it.
+A plain value type, with no I/O: parameters.py fetches it from Parameter Store, webhook/signature.py and app.py read it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .devin import DevinClient, DevinError, SessionNotFound, SessionState
+from .devin.client import DevinClient, DevinError, SessionNotFound, SessionState
 from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus, plain, recorded_session
 from .pagerduty.notes import NoteText, pull_request_note, session_note, summary_note
 from .postmortem import FAILED, POSTED, NoteWriter, post_notes

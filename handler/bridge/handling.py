@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .composer import Composer
 from .credentials import Credentials
 from .dependencies import Dependencies
-from .devin import DevinClient
+from .devin.client import DevinClient
+from .devin.composer import Composer
+from .devin.routing import Rule
 from .pagerduty.client import PagerDutyClient
 from .parameters import SessionSetup
 from .postmortem import NOTE_SECONDS, Forwarding, NoteWriter, Outcome, forward_event, start_postmortem
-from .routing import Rule
 from .webhook.policy import Delivery
 
 # Kept back from the Devin call for the ledger writes after it.

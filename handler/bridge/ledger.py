@@ -20,10 +20,10 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .devin import Session, SessionState
+from .devin.client import Session, SessionState
+from .devin.prompt import resolved_at
 from .errors import Unavailable
 from .pagerduty.notes import PULL_REQUEST, SESSION, SUMMARY, NoteText
-from .prompt import resolved_at
 from .webhook.event import Incident, WebhookEvent
 
 CLAIMED = "claimed"  # a delivery is talking to Devin right now

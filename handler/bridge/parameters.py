@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from .credentials import Credentials, lines
+from .devin.routing import Routing, RoutingError, check_template, parse_routing
 from .errors import ParameterStoreUnavailable
-from .routing import Routing, RoutingError, check_template, parse_routing
 
 # Parameter names under the prefix (names, not secrets).
 DEVIN_API_KEY = "devin-api-key"

@@ -11,7 +11,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .devin import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session, SessionNotFound
+from .devin.client import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session, SessionNotFound
+from .devin.prompt import SessionRequest, incident_tag
 from .errors import DevinOutage, DevinRefused, IncidentInFlight
 from .ledger import (
     NOT_FOUND,
@@ -29,7 +30,6 @@ from .ledger import (
 )
 from .pagerduty.client import PagerDutyClient, PagerDutyError, PagerDutyOutcomeUnknown
 from .pagerduty.notes import NoteText, has_marker, session_note
-from .prompt import SessionRequest, incident_tag
 from .webhook.event import Incident, WebhookEvent
 from .webhook.policy import NO_SESSION, RESOLVED, SESSION_GONE, Ignored
 

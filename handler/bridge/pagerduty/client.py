@@ -19,7 +19,7 @@ from ..http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from . import figures, record
 
 if TYPE_CHECKING:
-    # Imported where it is used, as in devin.py: importing requests costs every cold start about 20 ms.
+    # Imported where it is used, as in devin/client.py: importing requests costs every cold start about 20 ms.
     import requests
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"  # pins the API version ([OAS]: required)

@@ -17,9 +17,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .result.schema import SchemaProblem, load_schema
-from .text import clean_text
-from .webhook.event import Incident
+from ..result.schema import SchemaProblem, load_schema
+from ..text import clean_text
+from ..webhook.event import Incident
 
 # What a template may name, as ${name}; prompt.py supplies each value.
 PLACEHOLDERS: frozenset[str] = frozenset(

@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .pagerduty.client import PagerDutyClient, read_record
-from .pagerduty.record import IncidentRecord
+from ..pagerduty.client import PagerDutyClient, read_record
+from ..pagerduty.record import IncidentRecord
+from ..webhook.event import Incident, WebhookEvent, read_note
+from ..webhook.policy import Delivery
 from .prompt import SessionRequest, build_message, build_session_request, resolved_at
 from .routing import Rule
-from .webhook.event import Incident, WebhookEvent, read_note
-from .webhook.policy import Delivery
 
 RECORD_PARTS = ("log_entries", "alerts", "notes", "change_events", "past_incidents")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
-from .http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
+from ..http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from .prompt import SessionRequest
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .pagerduty.record import IncidentRecord, as_data, data_ids
-from .result.schema import DEFAULT_SCHEMA, load_schema
+from ..pagerduty.record import IncidentRecord, as_data, data_ids
+from ..result.schema import DEFAULT_SCHEMA, load_schema
+from ..text import clean_text
+from ..webhook.event import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
-from .text import clean_text
-from .webhook.event import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent
 
 POSTMORTEM_TAG = "pagerduty-postmortem"
 DATA_OPEN = "<pagerduty-incident>"
@@ -41,7 +41,7 @@ class SessionRequest:
     knowledge_ids: tuple[str, ...] | None = None
     repos: tuple[str, ...] | None = None
     max_acu_limit: int | None = None
-    # The result Devin fills in (result.py). Devin's default structured_output_required (true) stands: the agent
+    # The result Devin fills in (result/schema.py). Devin's default structured_output_required (true) stands: the agent
     # must give a final result before its turn ends. (What that means for a session that waits for the resolve of
     # an open incident is UNCONFIRMED: it may give one early and a better one after the resolve message.)
     structured_output_schema: Mapping[str, Any] | None = None
