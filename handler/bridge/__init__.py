@@ -1,1 +1,1 @@
-"""The PagerDuty → Devin postmortem bridge: one small module per concern, wired together by app.py."""
+"""The PagerDuty → Devin postmortem bridge: orchestration and shared pieces here, one sub-package per outside system."""
