@@ -68,8 +68,8 @@ def test_retry_after_from_a_429_is_honoured(devin: DevinStandIn, clock: Clock) -
     assert len(devin.sessions) == 1
 
 
-def test_5xx_and_429_without_retry_after_back_off_exponentially(devin: DevinStandIn, clock: Clock) -> None:
-    devin.enqueue(Fault.status(500), Fault.status(502), Fault.status(429))
+def test_503_and_429_without_retry_after_back_off_exponentially(devin: DevinStandIn, clock: Clock) -> None:
+    devin.enqueue(Fault.status(503), Fault.status(503), Fault.status(429))
 
     client(devin.base_url, clock).create_session(REQUEST, deadline=clock() + 20)
 
@@ -140,6 +140,64 @@ def test_a_create_whose_answer_is_lost_is_not_retried_but_reported_unknown(devin
     assert len(devin.create_requests()) == 1
 
 
+@pytest.mark.parametrize("code", [500, 502, 504, 501])
+@pytest.mark.parametrize("created", [True, False], ids=["created", "nothing-created"])
+def test_a_create_answered_with_a_5xx_that_may_follow_the_create_is_unknown_and_sent_once(
+    devin, clock, code: int, created: bool
+) -> None:
+    # GIVEN a gateway answers a server error, before or after Devin created the session (the caller cannot tell)
+    devin.enqueue(Fault.status(code, create=created))
+
+    # WHEN the client creates
+    with pytest.raises(DevinOutcomeUnknown):
+        client(devin.base_url, clock).create_session(REQUEST, deadline=clock() + 20)
+
+    # THEN the create went out once, and the caller hears that a session may exist
+    assert len(devin.create_requests()) == 1
+    assert len(devin.sessions) == int(created)
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("code", [500, 502, 504])
+def test_a_message_answered_with_a_5xx_after_it_was_stored_is_unknown_and_sent_once(devin, clock, code: int) -> None:
+    sid = _created(devin, clock)
+    devin.enqueue_message(Fault.status(code, create=True))
+
+    with pytest.raises(DevinOutcomeUnknown):
+        client(devin.base_url, clock).send_message(sid, "Only once.", deadline=clock() + 20)
+
+    assert devin.messages(sid) == ["Only once."]
+    assert len(devin.message_requests()) == 1
+
+
+def test_reads_are_retried_after_any_5xx(devin, clock) -> None:
+    c = client(devin.base_url, clock)
+    sid = c.create_session(REQUEST, deadline=clock() + 20).session_id
+    devin.enqueue_get(Fault.status(500), Fault.status(502), Fault.status(504))
+
+    assert c.get_session(sid, deadline=clock() + 20).session_id == sid
+    assert len(clock.sleeps) == 3
+
+
+def test_messages_lists_what_the_session_received_oldest_first_across_pages(devin, clock) -> None:
+    c = client(devin.base_url, clock)
+    sid = c.create_session(REQUEST, deadline=clock() + 20).session_id
+    for number in range(205):
+        c.send_message(sid, f"message {number}", deadline=clock() + 20)
+
+    received = c.messages(sid, deadline=clock() + 20)
+
+    assert received == [f"message {number}" for number in range(205)]
+    pages = [r for r in devin.requests if r.method == "GET" and r.path.endswith("/messages")]
+    assert [r.query.get("first") for r in pages] == [["200"], ["200"]]
+    assert "after" not in pages[0].query and pages[1].query["after"]
+
+
+def test_messages_of_a_session_devin_does_not_have_is_session_not_found(devin, clock) -> None:
+    with pytest.raises(SessionNotFound):
+        client(devin.base_url, clock).messages("devin-gone", deadline=clock() + 20)
+
+
 def test_a_create_slower_than_the_read_timeout_is_unknown(devin, clock) -> None:
     devin.enqueue(Fault.create_then_hang(2))
 
@@ -191,7 +249,10 @@ def test_get_session_reports_a_new_session_as_devin_does(devin: DevinStandIn, cl
 
     state = client(devin.base_url, clock).get_session(sid, deadline=clock() + 20)
 
-    assert state == SessionState(sid, status="new", status_detail=None, pull_request_urls=(), acus_consumed=0)
+    updated_at = float(devin.sessions[0]["updated_at"])
+    assert state == SessionState(
+        sid, status="new", status_detail=None, pull_request_urls=(), acus_consumed=0, updated_at=updated_at
+    )
     sent = devin.requests[-1]
     assert (sent.method, sent.path) == ("GET", f"/v3/organizations/{DEVIN_ORG}/sessions/{sid}")
     assert sent.headers["authorization"] == f"Bearer {DEVIN_KEY}"

@@ -117,13 +117,19 @@ DEVIN_CASES = {
     ),
     "429-no-retry-after-then-created": DevinCase((Fault.status(429),), 200, None, STARTED, 1, "duplicate"),
     "429-no-retry-after-every-attempt": DevinCase(every_attempt(Fault.status(429)), 503, "30", RELEASED, 0, "started"),
-    # Server errors: retried with backoff; nothing was created, so giving up releases the claim.
+    # Unavailable: retried with backoff; nothing was created, so giving up releases the claim.
     "503-then-created": DevinCase((Fault.status(503),), 200, None, STARTED, 1, "duplicate"),
-    "500-every-attempt": DevinCase(every_attempt(Fault.status(500)), 503, "30", RELEASED, 0, "started"),
-    "502-html-page-every-attempt": DevinCase(
-        every_attempt(Fault.status(502, b"<html><body>Bad Gateway</body></html>")), 503, "30", RELEASED, 0, "started"
-    ),
     "503-every-attempt": DevinCase(every_attempt(Fault.status(503)), 503, "30", RELEASED, 0, "started"),
+    # Any other server error may come after Devin created the session (a gateway timing out while it worked): never
+    # created again at once; flagged, and looked up by tag next time, like a lost answer.
+    "500-nothing-created": DevinCase((Fault.status(500),), 503, "5", UNKNOWN, 0, "started"),
+    "502-html-page-nothing-created": DevinCase(
+        (Fault.status(502, b"<html><body>Bad Gateway</body></html>"),), 503, "5", UNKNOWN, 0, "started"
+    ),
+    **{
+        f"{code}-after-creating": DevinCase((Fault.status(code, create=True),), 503, "5", UNKNOWN, 1, "started")
+        for code in (500, 502, 504)
+    },
     # Refusals an operator must fix: no retry inside the invocation, 502 so that PagerDuty keeps retrying.
     **{
         f"{code}-refused": DevinCase((Fault.status(code),), 502, None, RELEASED, 0, "started")

@@ -297,9 +297,41 @@ def test_devin_refusing_a_message_is_a_502_and_records_nothing(lifecycle, invoke
     assert invoke(api_event(note())).body["status"] == "messaged"
 
 
-def test_a_lost_answer_allows_one_repeat_and_never_a_third_send(lifecycle, invoke, devin) -> None:
+def test_a_lost_answer_is_found_among_the_sessions_messages_and_not_sent_again(lifecycle, invoke, devin) -> None:
+    # GIVEN Devin stored the message but its answer was lost
+    session_id = invoke(api_event(acknowledged())).body["session_id"]
+    devin.enqueue_message(Fault.create_then_reset())
+
+    first = invoke(api_event(note()))
+    second = invoke(api_event(note()))
+    third = invoke(api_event(note()))
+
+    # THEN the retry reads the session's messages, finds the event's, and records it without sending it again
+    assert first.status == 503
+    assert (second.body["status"], third.body["status"]) == ("messaged", "duplicate")
+    assert len(messages(devin, session_id)) == 1
+    assert len(devin.message_requests()) == 1
+    (forwarded,) = ledger_item(INCIDENT)["forwarded"]
+    assert "confirmed" not in forwarded
+
+
+def test_a_lost_message_that_never_arrived_is_sent_by_the_retry_once(lifecycle, invoke, devin) -> None:
+    session_id = invoke(api_event(acknowledged())).body["session_id"]
+    devin.enqueue_message(Fault.reset())  # the connection dropped before Devin stored anything
+
+    first = invoke(api_event(note()))
+    second = invoke(api_event(note()))
+
+    assert (first.status, second.body["status"]) == (503, "messaged")
+    assert len(messages(devin, session_id)) == 1
+
+
+def test_when_the_messages_cannot_be_read_a_lost_answer_allows_one_repeat_and_never_a_third_send(
+    lifecycle, invoke, devin
+) -> None:
     session_id = invoke(api_event(acknowledged())).body["session_id"]
     devin.enqueue_message(Fault.create_then_reset(), Fault.create_then_reset())
+    devin.enqueue_message_list(Fault.status(403), Fault.status(403))
 
     first = invoke(api_event(note()))
     second = invoke(api_event(note()))

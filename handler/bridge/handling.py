@@ -78,6 +78,7 @@ def handle(delivery: Delivery, rule: Rule | None, invocation: Invocation) -> Out
             always=delivery.forward,
             compose=functools.partial(composer.message, delivery),
             lease_seconds=remaining + LEASE_MARGIN_SECONDS,
+            follow=pagerduty is not None,
         )
     devin = DevinClient(
         settings.devin_api_base_url, credentials.devin_api_key or "", credentials.devin_org_id or "", deps.devin_http

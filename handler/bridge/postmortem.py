@@ -11,8 +11,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .devin.client import DevinClient, DevinOutcomeUnknown, DevinRejected, DevinUnavailable, Session, SessionNotFound
-from .devin.prompt import SessionRequest, incident_tag
+from .devin.client import (
+    DevinClient,
+    DevinError,
+    DevinOutcomeUnknown,
+    DevinRejected,
+    DevinUnavailable,
+    SessionNotFound,
+)
+from .devin.prompt import SessionRequest, event_mark, incident_tag
+from .devin.session import Session
 from .errors import DevinOutage, DevinRefused, IncidentInFlight
 from .ledger import (
     NOT_FOUND,
@@ -69,6 +77,8 @@ class Forwarding:
     # The message for the incident's ledger item as it stands (it says when the session started, what came before).
     compose: Callable[[Mapping[str, Any]], str]
     lease_seconds: float
+    # Put the item back in the follow-up's index (the deployment follows sessions: it has the PagerDuty key).
+    follow: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,7 @@ def forward_event(
     notes: NoteWriter | None = None,
     not_started: Ignored | None = None,
     known: Mapping[str, Any] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Take the started incident, send `event` to its session as a message, record it: exactly once per event id.
 
@@ -194,22 +205,28 @@ def forward_event(
         return _not_forwarded(verdict, ledger, notes, incident_id, item)
 
     session = recorded_session(lease.item)
+    repeat = event.id in lease.item.get("forwards_unconfirmed", ())
     try:
+        if repeat and _received(devin, session.session_id, event, deadline):
+            logger.info("the session received the message whose answer was lost; not sent again")
+            ledger.record_forward(lease, event, follow=forwarding.follow)
+            return Outcome("messaged", incident_id, session)
         text = forwarding.compose(lease.item)
+        sent_at = clock()
         devin.send_message(session.session_id, text, deadline)
     except SessionNotFound:
         logger.warning("Devin no longer has the incident's session", extra={"session_id": session.session_id})
         ledger.session_gone(lease)
         return Outcome("ignored", incident_id, session, ignored=_GONE)
     except DevinOutcomeUnknown as error:
-        if event.id in lease.item.get("forwards_unconfirmed", ()):
+        if repeat:
             # This was the one repeat a lost answer allows: recorded, never sent a third time.
             logger.warning("Devin's answer to a repeated message was lost too; recorded as sent")
-            ledger.record_forward(lease, event, confirmed=False)
+            ledger.record_forward(lease, event, confirmed=False, sent_at=sent_at, follow=forwarding.follow)
             return Outcome("messaged", incident_id, session)
         _release_after(ledger.forward_unconfirmed, lease, event)
         raise DevinOutage(
-            "Devin's answer to the message was lost; the retry sends it once more", retry_after=5
+            "Devin's answer to the message was lost; the retry looks for it before sending it again", retry_after=5
         ) from error
     except DevinUnavailable as error:
         _release(ledger, lease)
@@ -220,8 +237,22 @@ def forward_event(
     except BaseException:
         _release(ledger, lease)
         raise
-    ledger.record_forward(lease, event)
+    ledger.record_forward(lease, event, sent_at=sent_at, follow=forwarding.follow)
     return Outcome("messaged", incident_id, session)
+
+
+def _received(devin: DevinClient, session_id: str, event: WebhookEvent, deadline: float) -> bool:
+    """Whether the session's messages already hold the one forwarding `event` (its answer was lost). When they
+    cannot be read, False: the message is sent once more, which is the one repeat a lost answer allows."""
+    try:
+        messages = devin.messages(session_id, deadline)
+    except DevinError as error:
+        logger.warning(
+            "could not read the session's messages; sending once more", extra={"error": type(error).__name__}
+        )
+        return False
+    mark = event_mark(event.id)
+    return any(message.startswith(mark) for message in messages)
 
 
 _GONE = Ignored("the incident's Devin session no longer exists", SESSION_GONE)

@@ -7,12 +7,12 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
 from ..http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from .prompt import SessionRequest
+from .session import Session, SessionState
 
 if TYPE_CHECKING:
     # Imported where it is used: most deliveries never call Devin, and importing requests costs every cold
@@ -25,8 +25,8 @@ class DevinError(Exception):
 
 
 class DevinUnavailable(DevinError):
-    """Nothing was created or sent: the API refused with 429/5xx, or could not be reached, until time or tries ran
-    out."""
+    """Nothing was created or sent: the API answered 429 or 503 (a read: any of RETRYABLE), or could not be reached,
+    until time or tries ran out."""
 
     def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -43,8 +43,8 @@ class DevinRejected(DevinError):
 
 
 class DevinOutcomeUnknown(DevinError):
-    """The create request (or message) was sent but its answer was lost or unreadable: a session (or the message)
-    may exist."""
+    """The create request (or message) was sent but its answer was lost, unreadable, or a 5xx that may come after
+    Devin acted: a session (or the message) may exist."""
 
 
 class SessionNotFound(DevinError):
@@ -59,30 +59,6 @@ class SessionNotFound(DevinError):
         self.session_id = session_id
 
 
-@dataclass(frozen=True)
-class Session:
-    session_id: str
-    url: str | None
-
-
-@dataclass(frozen=True)
-class SessionState:
-    """What a SessionResponse says about a session now."""
-
-    session_id: str
-    # As Devin gives it ("" if absent). Documented: new, claimed, running, exit, error, suspended, resuming. A finished
-    # task can stay "running" with status_detail "finished" ([3P]: the detail is more reliable from the list call).
-    status: str
-    status_detail: str | None
-    # pull_requests[].pr_url in order, without duplicates, only http(s) URLs; at most MAX_PULL_REQUESTS of them, each
-    # at most MAX_URL_LENGTH characters (a longer one is dropped, not cut: a cut URL would link somewhere else).
-    pull_request_urls: tuple[str, ...]
-    acus_consumed: float | int | None
-    # What the session filled in for the structured_output_schema given at creation, as Devin gives it: None while
-    # there is none (Devin keeps it null when no schema was given). Checked by result.validation_error before use.
-    structured_output: Any = None
-
-
 MAX_PULL_REQUESTS = 20
 MAX_URL_LENGTH = 2048
 
@@ -94,6 +70,12 @@ _UNNAMEABLE_IDS = frozenset({"", ".", ".."})
 # Statuses worth another try. The docs publish no rate limits and do not say whether 429 carries Retry-After
 # (UNCONFIRMED), so both are handled.
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# Of those, what says that nothing was done, so that even a create or a message may be sent again at once: a rate
+# limit, and a service that is unavailable. A 500, 502 or 504 (or any other 5xx) may come after Devin acted: a
+# gateway that timed out while Devin created the session is the classic case (Devin v3 has no idempotency key).
+NOTHING_DONE = frozenset({429, 503})
+# How many pages of a session's messages are read at most (200 a page) when looking for one.
+MESSAGE_PAGES = 5
 
 
 def _session(document: Any) -> Session | None:
@@ -149,7 +131,19 @@ def _session_state(document: Any) -> SessionState | None:
         pull_request_urls=_pull_request_urls(document.get("pull_requests")),
         acus_consumed=acus if usable else None,
         structured_output=document.get("structured_output"),
+        updated_at=_epoch_seconds(document.get("updated_at")),
     )
+
+
+# Epoch values above this are milliseconds: in seconds it would be the year 5138.
+_MILLISECONDS_FROM = 10**11
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    """An epoch in seconds from Devin's integer timestamp, whichever unit it is in (UNCONFIRMED: seconds or ms)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 10**15:
+        return None  # (a bound, not math.isfinite: that overflows on a huge int)
+    return value / 1000 if value >= _MILLISECONDS_FROM else float(value)
 
 
 class DevinClient:
@@ -230,6 +224,27 @@ class DevinClient:
         response = self._call("POST", url, deadline, json={"message": message}, idempotent=False, session_id=session_id)
         return _session_state(json_or_none(response))
 
+    def messages(self, session_id: str, deadline: float) -> list[str]:
+        """The messages the session received, oldest first ([DOC] GET …/sessions/{devin_id}/messages, cursor
+        paginated; at most MESSAGE_PAGES pages). SessionNotFound when Devin has no such session."""
+        url = self._session_url(session_id, "messages")
+        found: list[str] = []
+        params: dict[str, Any] = {"first": 200}
+        for _ in range(MESSAGE_PAGES):
+            response = self._call("GET", url, deadline, params=params, idempotent=True, session_id=session_id)
+            document = json_or_none(response)
+            items = document.get("items") if isinstance(document, dict) else None
+            if not isinstance(items, list):
+                raise DevinUnavailable("Devin's message list was unreadable")
+            found.extend(
+                item["message"] for item in items if isinstance(item, dict) and isinstance(item.get("message"), str)
+            )
+            cursor = document.get("end_cursor")
+            if document.get("has_next_page") is not True or not isinstance(cursor, str) or not cursor:
+                break
+            params = {"first": 200, "after": cursor}
+        return found
+
     def _session_url(self, session_id: str, *rest: str) -> str:
         if session_id in _UNNAMEABLE_IDS:
             raise SessionNotFound(session_id)
@@ -248,12 +263,13 @@ class DevinClient:
     ) -> requests.Response:
         """Send until a 2xx answer, within the tries and the deadline.
 
-        A request that may have reached Devin is sent again only when `idempotent`. A 429/5xx is taken to mean
-        nothing was done, and is retried: for a message, a 5xx after Devin stored it would repeat the message
-        (the docs say nothing either way: UNCONFIRMED; the same trade a create makes). With `session_id` the
-        call is about that one session, and a 404 means it is gone: SessionNotFound. That Devin answers an
-        unknown or deleted session with 404 is UNCONFIRMED: the per-session endpoints declare only 200 and 422,
-        and 404 is in the overview's list of standard codes.
+        A request that may have reached Devin is sent again only when `idempotent`, or after an answer that says
+        nothing was done (NOTHING_DONE: 429, 503). Any other 5xx of a create or a message, like a lost answer, is
+        DevinOutcomeUnknown: the session (or the message) may exist. (What Devin's gateways answer when Devin
+        acted is UNCONFIRMED; that a 503 comes only before it acted is an assumption, as for 429.) With
+        `session_id` the call is about that one session, and a 404 means it is gone: SessionNotFound. That Devin
+        answers an unknown or deleted session with 404 is UNCONFIRMED: the per-session endpoints declare only 200
+        and 422, and 404 is in the overview's list of standard codes.
         """
         import requests
 
@@ -273,6 +289,8 @@ class DevinClient:
                     return response
                 if response.status_code == 404 and session_id is not None:
                     raise SessionNotFound(session_id)
+                if response.status_code >= 500 and not idempotent and response.status_code not in NOTHING_DONE:
+                    raise DevinOutcomeUnknown(f"Devin answered HTTP {response.status_code} after the request was sent")
                 if response.status_code not in RETRYABLE:
                     raise DevinRejected(response.status_code)
                 retry_after = retry_after_seconds(response)

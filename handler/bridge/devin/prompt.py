@@ -297,6 +297,14 @@ def build_session_request(
 
 # --- Forwarding later events to the session -------------------------------------------------------------
 
+# What the follow-up sends, once and only when the deployment opts in (AskForMissingResult), to a session that is
+# done without its structured result. A message resumes a suspended session ([DOC]), which costs ACUs.
+RESULT_REMINDER = (
+    "Your work on this postmortem is over, but the structured output it asked for was not given. Fill in the"
+    " structured output now (its schema came with this session) from the work already done, as your final result;"
+    " change nothing else and do not start new work."
+)
+
 EVENT_OPEN = "<pagerduty-event>"
 EVENT_CLOSE = "</pagerduty-event>"
 
@@ -361,6 +369,11 @@ def _event_data(event: WebhookEvent, incident: Incident | None, note: Note | Non
     return {name: value for name, value in data.items() if value not in (None, "")}
 
 
+def event_mark(event_id: str) -> str:
+    """How the message forwarding an event begins: by it the event's message is found among the session's."""
+    return f"PagerDuty event {clean_text(event_id, NAME_LIMIT)} ("
+
+
 def build_message(
     event: WebhookEvent,
     incident: Incident | None,
@@ -376,7 +389,7 @@ def build_message(
         data.update(as_data(record))
     who = clean_text(event.agent, NAME_LIMIT) or "PagerDuty"
     lines = [
-        f"PagerDuty event {clean_text(event.id, NAME_LIMIT)} ({clean_text(event.event_type, NAME_LIMIT)}) for this"
+        f"{event_mark(event.id)}{clean_text(event.event_type, NAME_LIMIT)}) for this"
         f" incident, at {clean_text(event.occurred_at, NAME_LIMIT) or 'an unknown time'}, by {who}.",
         _meaning(event, incident, resolved_before),
         "If you have already received a message with this event id, it is a repeat: ignore it.",
