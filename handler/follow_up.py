@@ -1,5 +1,6 @@
 """Lambda entry point of the scheduled follow-up (EventBridge, `FollowUpSchedule`): follows each open Devin session
-until it has ended and puts its pull requests' links on the PagerDuty incident, once each.
+until it is done, and puts on the PagerDuty incident, once each, its pull requests' links, its summary, and what
+stops it (waiting for a person, billing or quota, an error).
 
 Part of the PagerDuty feature: without a PagerDuty API key in Parameter Store a run does nothing at all (no ledger
 read, no Devin request), so that a deployment that has not opted in behaves exactly as it did before.
@@ -76,6 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         follow_up_days=settings.follow_up_days,
         deadline=time.monotonic() + _remaining_seconds(context) - RESERVE_SECONDS,
         redact=credentials.secrets(),
+        ask_for_result=settings.ask_for_missing_result,
     )
     logger.info("follow-up run", extra=report.as_dict())
     return _report(report)
@@ -92,6 +94,10 @@ def _report(report: Report, *, off: bool = False) -> dict[str, Any]:
         ("PostmortemResultValid", report.results_valid),
         ("PostmortemResultInvalid", report.results_invalid),
         ("PostmortemResultMissing", report.results_missing),
+        # Sessions newly found waiting for a person, stopped for billing, quota or a usage limit, or failed.
+        ("SessionsWaiting", report.sessions_waiting),
+        ("SessionsStopped", report.sessions_stopped),
+        ("SessionsFailed", report.sessions_failed),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return {**report.as_dict(), "off": off}

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -45,12 +45,11 @@ _ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?
 _MESSAGES = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/messages/?$")
 # Who the credential is (scripts/doctor's first call); outside any organization, so it is routed apart.
 _SELF = re.compile(r"^/v3/self/?$")
-# The methods each route answers; any other gets 405 with Allow. (The real API also lists a session's messages
-# with GET on _MESSAGES; the stand-in does not.)
+# The methods each route answers; any other gets 405 with Allow.
 _ROUTES: dict[re.Pattern[str], tuple[str, ...]] = {
     _COLLECTION: ("GET", "POST"),
     _ITEM: ("GET",),
-    _MESSAGES: ("POST",),
+    _MESSAGES: ("GET", "POST"),
 }
 _PROMPT_MISSING = {"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}
 _BAD_FIRST = {"detail": [{"loc": ["query", "first"], "msg": "Input should be 1..200", "type": "int_parsing"}]}
@@ -109,6 +108,48 @@ TRANSIENT_FAULTS: tuple[TransientFault, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Step:
+    """One transition of a session, `after` seconds (on the stand-in's clock) from when its plan was made. None
+    leaves a field as it is; `result` True fills in the schema the session was given (sample_result), False clears
+    it; `pull_request` opens one."""
+
+    after: float
+    status: str
+    status_detail: str | None = None
+    result: bool | None = None
+    pull_request: str | None = None
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """How every new session runs by itself, as Devin runs one (devin-api.md §2-3): it works for `work_seconds`,
+    finishes (`running`/`finished`, filling in its schema when `result`, opening a pull request when
+    `pull_request`), and after `idle_seconds` without news is suspended for inactivity. A message resumes it: it
+    works again and finishes again (the same result, unless a test changes it). None: the step never comes."""
+
+    work_seconds: float = 1.0
+    idle_seconds: float | None = 5.0
+    result: bool = True
+    pull_request: bool = True
+
+    def steps(self, session_id: str, resumed: bool = False) -> list[Step]:
+        pull_request = f"https://github.com/acme/postmortems/pull/{int(session_id[-4:], 16) % 9000 + 1000}"
+        plan = [
+            Step(0.0, "running", "working"),
+            Step(
+                self.work_seconds,
+                "running",
+                "finished",
+                result=self.result if not resumed else None,
+                pull_request=pull_request if self.pull_request and not resumed else None,
+            ),
+        ]
+        if self.idle_seconds is not None:
+            plan.append(Step(self.work_seconds + self.idle_seconds, "suspended", "inactivity"))
+        return plan
+
+
 class _Handler(StandInHandler):
     server: StandInServer[DevinStandIn]
 
@@ -129,6 +170,10 @@ class _Handler(StandInHandler):
 
         org = match["org"]
         sid = unquote(match["sid"]) if pattern is not _COLLECTION else ""  # decoded, as a server does a path parameter
+        if pattern is _MESSAGES and self.command == "GET":
+            return self._serve(
+                standin._next_fault(standin._message_list_faults), lambda: standin._message_list(org, sid, query)
+            )
         if pattern is _MESSAGES:
             return self._serve(standin._next_fault(standin._message_faults), lambda: standin._message(org, sid, body))
         if pattern is _ITEM:
@@ -166,6 +211,8 @@ class DevinStandIn(StandIn):
         failure_rate: float = 0.0,
         failure_seed: int | None = None,
         failure_mix: Sequence[TransientFault] = TRANSIENT_FAULTS,
+        lifecycle: Lifecycle | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError("failure_rate must be between 0 and 1")
@@ -196,6 +243,12 @@ class DevinStandIn(StandIn):
         self._list_faults: deque[Fault] = deque()
         self._get_faults: deque[Fault] = deque()
         self._message_faults: deque[Fault] = deque()
+        self._message_list_faults: deque[Fault] = deque()
+        # How new sessions run by themselves (None: they stay as created until a test changes them), on `clock`.
+        self.lifecycle = lifecycle
+        self.clock = clock
+        # Each session's transitions still to come: (when, step), in order; applied when the session is next read.
+        self._plans: dict[str, deque[tuple[float, Step]]] = {}
 
     def create_requests(self) -> list[RecordedRequest]:
         """The create-session calls received, in order."""
@@ -241,6 +294,11 @@ class DevinStandIn(StandIn):
         with self._lock:
             self._message_faults.extend(faults)
 
+    def enqueue_message_list(self, *faults: Fault) -> None:
+        """Script the next list-messages calls (GET …/messages), one fault each, in order."""
+        with self._lock:
+            self._message_list_faults.extend(faults)
+
     def update_session(
         self,
         session_id: str,
@@ -261,7 +319,7 @@ class DevinStandIn(StandIn):
             session.update({key: value for key, value in changes.items() if value is not None})
             if structured_output is not _UNCHANGED:
                 session["structured_output"] = copy.deepcopy(structured_output)
-            session["updated_at"] = int(time.time())
+            session["updated_at"] = int(self.clock())
 
     def fill_result(self, session_id: str, *, pull_request: str | None = None, status: str = "exit") -> dict[str, Any]:
         """Do what a session does when its postmortem is done: fill in the schema it was given with a result built
@@ -276,6 +334,20 @@ class DevinStandIn(StandIn):
         self.update_session(session_id, status=status, structured_output=result)
         return result
 
+    def plan(self, session_id: str, steps: Sequence[Step]) -> None:
+        """Run the session through `steps`, each `after` seconds from now on the stand-in's clock, in place of what
+        it had planned. KeyError for an unknown session."""
+        with self._lock:
+            self._live(session_id)
+            now = self.clock()
+            self._plans[session_id] = deque((now + step.after, step) for step in sorted(steps, key=lambda s: s.after))
+
+    def settle(self, session_id: str | None = None) -> None:
+        """Apply every transition that is due now (to one session, or all): what any read of it would do first."""
+        with self._lock:
+            for session in [self._live(session_id)] if session_id else list(self.sessions):
+                self._advance(session)
+
     def schema(self, session_id: str) -> Any:
         """The structured_output_schema the session was created with (None if none). KeyError for an unknown one."""
         with self._lock:
@@ -287,7 +359,7 @@ class DevinStandIn(StandIn):
         with self._lock:
             session = self._live(session_id)
             session["pull_requests"].append({"pr_url": url, "pr_state": state})
-            session["updated_at"] = int(time.time())
+            session["updated_at"] = int(self.clock())
 
     def forget_session(self, session_id: str) -> None:
         """Drop the session, as if Devin had deleted it: every later call for it (get, message) answers 404, and
@@ -307,7 +379,9 @@ class DevinStandIn(StandIn):
             self._list_faults.clear()
             self._get_faults.clear()
             self._message_faults.clear()
+            self._message_list_faults.clear()
             self._messages.clear()
+            self._plans.clear()
 
     def _next_fault(self, faults: deque[Fault]) -> Fault | None:
         with self._lock:
@@ -358,8 +432,28 @@ class DevinStandIn(StandIn):
         return found
 
     def _stored(self, org: str, session_id: str) -> dict[str, Any] | None:
-        """The stored session of that org, or None; the caller holds the lock."""
-        return next((s for s in self.sessions if s["org_id"] == org and s["session_id"] == session_id), None)
+        """The stored session of that org (its due transitions applied), or None; the caller holds the lock."""
+        found = next((s for s in self.sessions if s["org_id"] == org and s["session_id"] == session_id), None)
+        if found is not None:
+            self._advance(found)
+        return found
+
+    def _advance(self, session: dict[str, Any]) -> None:
+        """Apply the session's transitions that are due; the caller holds the lock."""
+        plan = self._plans.get(session["session_id"])
+        now = self.clock()
+        while plan and plan[0][0] <= now:
+            at, step = plan.popleft()
+            session["status"] = step.status
+            session["status_detail"] = step.status_detail
+            if step.result is True:
+                data = _data_block(self._prompts.get(session["session_id"], ""))
+                session["structured_output"] = sample_result(data, step.pull_request)
+            elif step.result is False:
+                session["structured_output"] = None
+            if step.pull_request is not None:
+                session["pull_requests"].append({"pr_url": step.pull_request, "pr_state": "open"})
+            session["updated_at"] = int(at)
 
     def _find(self, org: str, session_id: str) -> dict[str, Any] | None:
         """The stored session as it is now (a copy: the state helpers may change it while it is being sent)."""
@@ -382,12 +476,40 @@ class DevinStandIn(StandIn):
                 return _not_found(session_id)
             if not isinstance(message, str) or not message.strip():
                 return 422, _MESSAGE_MISSING
-            now = int(time.time())
-            self._messages.setdefault(session_id, []).append({"message": message, "created_at": now})
+            now = int(self.clock())
+            self._messages.setdefault(session_id, []).append(
+                {"message": message, "created_at": now, "event_id": f"event-{uuid.uuid4().hex}", "source": "api"}
+            )
             if session["status"] == "suspended":  # "If the session is suspended, it will be automatically resumed."
                 session["status"], session["status_detail"] = "running", "working"
+            if self.lifecycle is not None and session["status"] in ("running", "suspended"):
+                # It works on the message, then finishes and goes idle again.
+                self._plans[session_id] = deque(
+                    (now + step.after, step) for step in self.lifecycle.steps(session_id, resumed=True)
+                )
             session["updated_at"] = now
             return 200, copy.deepcopy(session)
+
+    def _message_list(self, org: str, session_id: str, query: dict[str, list[str]]) -> Answer:
+        """GET …/messages: `{items: [{created_at, event_id, message, source}], end_cursor, has_next_page, total}`,
+        oldest first, `first` (1-200) at a time after the cursor `after` ([DOC]; what `source` holds for a message
+        sent through the API is UNCONFIRMED: "api" here)."""
+        try:
+            first = int(query.get("first", ["100"])[-1])
+        except ValueError:
+            first = 0
+        if not 1 <= first <= 200:
+            return 422, _BAD_FIRST
+        after = query.get("after", [""])[-1]
+        with self._lock:
+            if self._stored(org, session_id) is None:
+                return _not_found(session_id)
+            received = self._messages.get(session_id, [])
+            start = next((i + 1 for i, m in enumerate(received) if m["event_id"] == after), 0) if after else 0
+            page = copy.deepcopy(received[start : start + first])
+        more = start + first < len(received)
+        end_cursor = page[-1]["event_id"] if more and page else None
+        return 200, {"items": page, "end_cursor": end_cursor, "has_next_page": more, "total": len(received)}
 
     def _create(self, org: str, body: bytes) -> Answer:
         try:
@@ -404,7 +526,7 @@ class DevinStandIn(StandIn):
             # Documented: a Draft 7 schema of at most 64 KB. The exact refusal is UNCONFIRMED; a 422 as for a field.
             return 422, _SCHEMA_INVALID
         session_id = f"devin-{uuid.uuid4().hex}"
-        now = int(time.time())
+        now = int(self.clock())
         session = {
             "session_id": session_id,
             "url": f"https://app.devin.ai/sessions/{session_id}",
@@ -428,6 +550,8 @@ class DevinStandIn(StandIn):
             self._prompts[session_id] = prompt
             if schema is not None:
                 self._schemas[session_id] = copy.deepcopy(schema)
+            if self.lifecycle is not None:
+                self._plans[session_id] = deque((now + step.after, step) for step in self.lifecycle.steps(session_id))
         return 200, answer
 
     def _list(self, org: str, query: dict[str, list[str]]) -> Answer:
@@ -440,6 +564,8 @@ class DevinStandIn(StandIn):
             return 422, _BAD_FIRST
         after = query.get("after", [""])[-1]
         with self._lock:
+            for session in self.sessions:
+                self._advance(session)
             matched = [s for s in self.sessions if s["org_id"] == org and all(t in (s["tags"] or []) for t in wanted)]
             start = next((i + 1 for i, s in enumerate(matched) if s["session_id"] == after), 0) if after else 0
             page = copy.deepcopy(matched[start : start + first])

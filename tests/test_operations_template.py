@@ -46,6 +46,7 @@ RUNBOOK = {
     "UnauthorizedSpikeAlarm": "unauthorised-deliveries",
     "NoSessionForADayAlarm": "no-session-for-a-day",
     "FollowUpFailingAlarm": "follow-up-failing",
+    "DevinSessionStoppedAlarm": "devin-session-stopped",
     "AwsDependenciesAlarm": "aws-dependencies-unavailable",
 }
 
@@ -169,6 +170,7 @@ def test_the_topic_can_be_published_to_by_cloudwatch_alarms(template: dict[str, 
         ("DevinUnavailableAlarm", "DevinUnavailable", "Sum", 300, 1, 3, 2),
         ("UnauthorizedSpikeAlarm", "Unauthorized", "Sum", 300, 10, 1, 1),
         ("FollowUpFailingAlarm", "FollowUpFailed", "Minimum", 1800, 1, 1, 1),
+        ("DevinSessionStoppedAlarm", "SessionsStopped", "Sum", 1800, 1, 1, 1),
     ],
 )
 def test_single_metric_alarms_watch_what_the_runbook_says(
@@ -447,6 +449,9 @@ SCENARIOS: dict[str, tuple[Callable[..., Any], set[Signal]]] = {
             "PostmortemResultValid",
             "PostmortemResultInvalid",
             "PostmortemResultMissing",
+            "SessionsWaiting",
+            "SessionsStopped",
+            "SessionsFailed",
         )
         | {("ColdStart", BY_FUNCTION)},
     ),

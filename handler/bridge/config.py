@@ -55,6 +55,8 @@ class Settings:
     follow_up_days: float = 7
     # An event older than this is a stale or replayed delivery (0: no check). PagerDuty retries for 48 hours.
     max_event_age_hours: float = 72.0
+    # The follow-up asks a session that is done without its structured result for it, once (opt-in: it costs ACUs).
+    ask_for_missing_result: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -97,4 +99,5 @@ class Settings:
             follow_up_event_types=_csv(_get(env, "FOLLOW_UP_EVENT_TYPES", "")),
             follow_up_days=max(follow_up_days, 1.0),
             max_event_age_hours=max(max_event_age_hours, 0.0),
+            ask_for_missing_result=_get(env, "ASK_FOR_MISSING_RESULT", "false").lower() == "true",
         )

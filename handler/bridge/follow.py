@@ -1,6 +1,7 @@
-"""The scheduled follow-up: reads each open session until it has ended, records what Devin says about it, puts each
-of its pull requests on the PagerDuty incident exactly once, and, when the session's structured result is valid and
-the session is done, the postmortem's summary too, exactly once."""
+"""The scheduled follow-up: reads each open session, does what its status means (devin/session.py: keep following,
+done, waiting for a person, stopped for billing or quota, failed), records what Devin says about it, puts each of
+its pull requests on the PagerDuty incident exactly once, and, when the session is done with a valid structured
+result after the incident's resolve reached it, the postmortem's summary too, exactly once per follow-up episode."""
 
 from __future__ import annotations
 
@@ -11,23 +12,56 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .devin.client import DevinClient, DevinError, SessionNotFound, SessionState
-from .ledger import NOT_FOUND, Ledger, LedgerUnavailable, acus, plain, recorded_session
-from .pagerduty.notes import NoteText, pull_request_note, session_note, summary_note
-from .postmortem import FAILED, POSTED, NoteWriter, post_notes
+from .devin.client import DevinClient, DevinError, DevinOutcomeUnknown, SessionNotFound
+from .devin.prompt import RESULT_REMINDER
+from .devin.session import DONE, FAILED, STOPPED, WAITING, SessionState, phase, stopped_words
+from .ledger import (
+    DELIVERED_EPOCH,
+    EPISODE,
+    NOT_FOUND,
+    STATUS_DETAIL,
+    SUMMARY_DIGEST,
+    Ledger,
+    LedgerUnavailable,
+    acus,
+    iso_time,
+    plain,
+    recorded_session,
+)
+from .pagerduty.notes import (
+    NoteText,
+    pull_request_note,
+    result_digest,
+    session_note,
+    stopped_note,
+    summary_note,
+    waiting_note,
+)
+from .postmortem import FAILED as NOTE_FAILED
+from .postmortem import POSTED, NoteWriter, post_notes
 from .result import schema as results
 from .result.rubric import grade
 
 logger = Logger(child=True)
 
-# Devin's statuses for a session that will do nothing more (devin-api.md §2).
-ENDED = frozenset({"exit", "error"})
 # What the follow-up made of a session's structured result (the item's result_status).
 VALID = "valid"
 INVALID = "invalid"
 MISSING = "missing"  # the session is done and gave none, though it was created with a schema
 # One session's reads get at most this long, so that one slow answer cannot eat the whole run.
 SESSION_SECONDS = 10.0
+# A session that got a message is taken to have seen it once it reports an update made after the message went out
+# (updated_at), or, should Devin not report one (UNCONFIRMED that a message moves updated_at), after this long:
+# until then what it reports may be from before the message, an early result among it.
+SETTLE_SECONDS = 600
+# Resolving and reopening: the events that say whether the incident is resolved now.
+RESOLVED = "incident.resolved"
+REOPENED = "incident.reopened"
+# The spells of a session that the follow-up tells the incident about, one note each: the ledger attribute that
+# counts them and the phases that make one.
+WAITING_SPELLS = "waiting_spells"
+STOPPED_SPELLS = "stopped_spells"
+_SPELLS = {WAITING_SPELLS: (WAITING,), STOPPED_SPELLS: (STOPPED, FAILED)}
 
 
 @dataclass
@@ -35,15 +69,30 @@ class Report:
     followed: int = 0  # open sessions looked at
     updated: int = 0  # of which something was recorded or posted
     failed: int = 0  # of which something could not be read, recorded or posted (tried again next run)
-    stopped: int = 0  # of which no longer followed: ended, vanished or too old
+    stopped: int = 0  # of which no longer followed: done, failed, vanished or too old
     left: int = 0  # not reached before the run's time ran out (next run)
     # Structured results newly recorded as valid, invalid or missing in this run.
     results_valid: int = 0
     results_invalid: int = 0
     results_missing: int = 0
+    # Sessions newly found waiting for a person, stopped for billing, quota or a usage limit, or failed.
+    sessions_waiting: int = 0
+    sessions_stopped: int = 0
+    sessions_failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one follow-up read of an item came to."""
+
+    updated: bool = False
+    stopped: bool = False
+    ok: bool = True
+    verdict: str | None = None  # VALID, INVALID or MISSING when the result's verdict changed
+    began: str | None = None  # WAITING, STOPPED or FAILED when a spell of one began
 
 
 def follow_up(
@@ -56,9 +105,11 @@ def follow_up(
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
     redact: tuple[str, ...] = (),
+    ask_for_result: bool = False,
 ) -> Report:
     """Follow every open session once; one failing incident never stops the others. `redact` are the bridge's
-    secrets, scrubbed from a session's result before anything of it is kept or posted."""
+    secrets, scrubbed from a session's result before anything of it is kept or posted. With `ask_for_result` a
+    session that is done without its structured result is asked once for it (a message resumes it: it costs ACUs)."""
     report = Report()
     for item in ledger.open_sessions():
         if clock() + SESSION_SECONDS > deadline:
@@ -67,19 +118,45 @@ def follow_up(
         report.followed += 1
         session_deadline = min(deadline, clock() + SESSION_SECONDS)
         try:
-            updated, stopped, ok, verdict = _follow(
-                item, ledger, devin, notes, follow_up_days, session_deadline, now(), redact
-            )
+            read = _follow(item, ledger, devin, notes, follow_up_days, session_deadline, now(), redact, ask_for_result)
         except LedgerUnavailable:
             logger.exception("could not record what the follow-up read", extra={"incident_id": item["incident_id"]})
             report.failed += 1
             continue
-        report.updated += updated
-        report.stopped += stopped
-        report.failed += not ok
-        if verdict is not None:
-            setattr(report, f"results_{verdict}", getattr(report, f"results_{verdict}") + 1)
+        report.updated += read.updated
+        report.stopped += read.stopped
+        report.failed += not read.ok
+        if read.verdict is not None:
+            setattr(report, f"results_{read.verdict}", getattr(report, f"results_{read.verdict}") + 1)
+        if read.began is not None:
+            name = {WAITING: "sessions_waiting", STOPPED: "sessions_stopped", FAILED: "sessions_failed"}[read.began]
+            setattr(report, name, getattr(report, name) + 1)
     return report
+
+
+def last_delivered(item: Mapping[str, Any], now: float) -> float:
+    """When the last event reached the session: its start, or the last message forwarded to it."""
+    return max(float(item.get("session_recorded_epoch", now)), float(item.get(DELIVERED_EPOCH) or 0))
+
+
+def resolved_for_session(item: Mapping[str, Any]) -> bool:
+    """Whether the incident is resolved as far as its session knows: it started on the resolve, or the resolve was
+    forwarded to it, and no reopening came after. (An item that does not say what started it is taken to have
+    started on a resolve, the default and only start before early starts existed.)"""
+    last = item.get("event_type") or RESOLVED
+    for forwarded in item.get("forwarded") or ():
+        kind = forwarded.get("event_type") if isinstance(forwarded, Mapping) else None
+        if kind in (RESOLVED, REOPENED):
+            last = kind
+    return last == RESOLVED
+
+
+def _settled(item: Mapping[str, Any], state: SessionState, now: float) -> bool:
+    """Whether what the session reports can be taken as its answer to the last message it got."""
+    sent = item.get(DELIVERED_EPOCH)
+    if sent is None:
+        return True
+    return (state.updated_at is not None and state.updated_at >= float(sent)) or now - float(sent) >= SETTLE_SECONDS
 
 
 def _follow(
@@ -91,43 +168,106 @@ def _follow(
     deadline: float,
     now: float,
     redact: tuple[str, ...] = (),
-) -> tuple[bool, bool, bool, str | None]:
-    """(something recorded or posted, no longer followed, nothing failed, the result's new verdict) for one item."""
+    ask_for_result: bool = False,
+) -> _Read:
     incident_id = str(item["incident_id"])
     session_id = str(item["session_id"])
-    too_old = now - float(item.get("session_recorded_epoch", now)) > follow_up_days * 86400
-    if too_old:
-        ledger.record_follow(incident_id, None, stop=True)
-        return True, True, _post_missing(item, ledger, notes) != FAILED, None
+    delivered = item.get(DELIVERED_EPOCH)
+    if now - last_delivered(item, now) > follow_up_days * 86400:
+        ledger.record_follow(incident_id, None, stop=True, delivered=delivered)
+        return _Read(updated=True, stopped=True, ok=_post_missing(item, ledger, notes) != NOTE_FAILED)
     try:
         state = devin.get_session(session_id, deadline)
     except SessionNotFound:
         logger.warning("Devin no longer has the session", extra={"incident_id": incident_id})
-        ledger.record_follow(incident_id, None, stop=True, status=NOT_FOUND)
+        ledger.record_follow(incident_id, None, stop=True, status=NOT_FOUND, delivered=delivered)
         _post_missing(item, ledger, notes)
-        return True, True, False, None
+        return _Read(updated=True, stopped=True, ok=False)
     except DevinError as error:
         logger.warning(
             "could not read the session from Devin", extra={"incident_id": incident_id, "error": type(error).__name__}
         )
-        return _post_missing(item, ledger, notes) == POSTED, False, False, None
+        return _Read(updated=_post_missing(item, ledger, notes) == POSTED, ok=False)
 
-    outcome = _result(item, state, redact)
+    current = state.phase
+    done = current == DONE and resolved_for_session(item) and _settled(item, state, now)
+    values: dict[str, Any] = {}
+    if done and ask_for_result and _owes_result(item, state):
+        asked = _ask_for_result(item, devin, deadline, now)
+        if asked is not None:
+            values.update(asked)
+            done = False  # it works on the reminder now; its answer is read by a later run
+    outcome = _result(item, state, redact, ended=done or current == FAILED)
     wanted = _wanted_notes(item, state)
-    summary = _summary(item, state, outcome)
+    began = None
+    for attribute, phases in _SPELLS.items():
+        if current in phases:
+            spell, new = _spell(item, attribute, phases)
+            values[attribute] = spell
+            began = current if new else None
+            link = recorded_session(item)
+            if current == WAITING:
+                wanted.append(waiting_note(link.url, link.session_id, spell))
+            else:
+                wanted.append(stopped_note(link.url, link.session_id, stopped_words(state), spell))
+    summary = _summary(item, state, outcome) if done else None
     if summary is not None:
         wanted.append(summary)
     posted = None
     if notes is not None and wanted:
         # A missing session note is posted whatever else the read says.
         posted = post_notes(ledger, notes, incident_id, wanted)
-    ok = posted != FAILED
-    # An ended session leaves the index, unless its summary note is still owed: then it stays until the note is
-    # posted or the session is too old to follow.
-    stopped = state.status in ENDED and (summary is None or notes is None or posted in (POSTED, None))
-    updated = _changed(item, state) or stopped or posted == POSTED or outcome.verdict is not None
-    ledger.record_follow(incident_id, state, stop=stopped, result=outcome.values, forget=outcome.forget)
-    return updated, stopped, ok, outcome.verdict
+    # A done or failed session leaves the index, unless a note it owes is still to be posted: then it stays until the
+    # note is posted or the session is too old to follow.
+    notes_done = notes is None or posted in (POSTED, None)
+    stopped = (done and (summary is None or notes_done)) or (current == FAILED and notes_done)
+    updated = _changed(item, state) or stopped or posted == POSTED or outcome.verdict is not None or began is not None
+    ledger.record_follow(
+        incident_id,
+        state,
+        stop=stopped,
+        result=outcome.values,
+        forget=outcome.forget,
+        values=values,
+        delivered=delivered,
+    )
+    if began is not None:
+        logger.warning(
+            "the session needs attention",
+            extra={"incident_id": incident_id, "phase": began, "session_status_detail": state.status_detail},
+        )
+    return _Read(updated, stopped, posted != NOTE_FAILED, outcome.verdict, began)
+
+
+def _spell(item: Mapping[str, Any], attribute: str, phases: tuple[str, ...]) -> tuple[int, bool]:
+    """(the number of the session's current spell of `phases`, whether it began since the last read)."""
+    count = int(item.get(attribute) or 0)
+    was = item.get("session_status")
+    ongoing = was is not None and phase(str(was), item.get(STATUS_DETAIL)) in phases
+    return (count, False) if ongoing and count else (count + 1, True)
+
+
+def _owes_result(item: Mapping[str, Any], state: SessionState) -> bool:
+    """Done without the structured result it was created for, and not asked for it yet."""
+    return (
+        state.structured_output is None
+        and bool(item.get("result_schema"))
+        and item.get("result_status") is None
+        and not item.get("result_requested_at")
+    )
+
+
+def _ask_for_result(item: Mapping[str, Any], devin: DevinClient, deadline: float, now: float) -> dict[str, Any] | None:
+    """Ask the session once for its structured result; what the ledger keeps of the asking, or None when it could
+    not be sent (the next run tries again, or records the result missing when it is too late)."""
+    try:
+        devin.send_message(str(item["session_id"]), RESULT_REMINDER, deadline)
+    except DevinOutcomeUnknown:
+        pass  # it may have arrived: asked, never twice
+    except DevinError as error:
+        logger.warning("could not ask the session for its result", extra={"error": type(error).__name__})
+        return None
+    return {"result_requested_at": iso_time(now), DELIVERED_EPOCH: int(now)}
 
 
 def _post_missing(item: Mapping[str, Any], ledger: Ledger, notes: NoteWriter | None) -> str | None:
@@ -150,13 +290,14 @@ class _Outcome:
     evidence: Mapping[str, Any] | None = None  # {"cited": n, "unknown": [ids]} when the data block's ids are known
 
 
-def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...] = ()) -> _Outcome:
+def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...] = (), *, ended: bool) -> _Outcome:
+    """What the session's structured result changes in the item; `ended`: the session is done or failed, so a
+    result it has not given is missing."""
     schema = str(item.get("result_schema") or results.DEFAULT_SCHEMA)
     earlier = item.get("postmortem_result") if item.get("result_status") == VALID else None
     output = results.redacted(state.structured_output, redact)
     if output is None:
-        done = state.status in ENDED or state.status_detail == "finished"
-        if done and item.get("result_schema") and item.get("result_status") is None:
+        if ended and item.get("result_schema") and item.get("result_status") is None:
             logger.warning("the session is done and gave no structured result", extra={"session_status": state.status})
             return _Outcome({"result_status": MISSING}, verdict=MISSING)
         return _Outcome(
@@ -191,17 +332,22 @@ def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...
 
 
 def _summary(item: Mapping[str, Any], state: SessionState, outcome: _Outcome) -> NoteText | None:
-    """The summary note, when a valid result exists, the session is done (exit, or finished) and it is not posted."""
-    if outcome.compact is None or item.get("summary_note_posted_at"):
+    """The summary note of a done session's valid result: the first one, or, when one was posted in an earlier
+    follow-up episode and the result has changed since, one "updated" note for this episode."""
+    if outcome.compact is None:
         return None
-    if not (state.status == "exit" or state.status_detail == "finished"):
+    if not item.get("summary_note_posted_at"):
+        return summary_note(outcome.compact, state.pull_request_urls, outcome.score, outcome.evidence)
+    episode = int(item.get(EPISODE) or 1)
+    if episode < 2 or item.get(SUMMARY_DIGEST) == result_digest(outcome.compact):
         return None
-    return summary_note(outcome.compact, state.pull_request_urls, outcome.score, outcome.evidence)
+    return summary_note(outcome.compact, state.pull_request_urls, outcome.score, outcome.evidence, update=episode)
 
 
 def _changed(item: Mapping[str, Any], state: SessionState) -> bool:
     return (
         item.get("session_status") != state.status
+        or item.get(STATUS_DETAIL) != state.status_detail
         or list(item.get("pull_request_urls") or []) != list(state.pull_request_urls)
         or (state.acus_consumed is not None and item.get("acus_consumed") != acus(state.acus_consumed))
     )

@@ -20,10 +20,10 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .devin.client import Session, SessionState
 from .devin.prompt import resolved_at
+from .devin.session import Session, SessionState
 from .errors import Unavailable
-from .pagerduty.notes import PULL_REQUEST, SESSION, SUMMARY, NoteText
+from .pagerduty.notes import MARKED, PULL_REQUEST, SESSION, SUMMARY, NoteText
 from .webhook.event import Incident, WebhookEvent
 
 CLAIMED = "claimed"  # a delivery is talking to Devin right now
@@ -37,6 +37,12 @@ NOT_FOUND = "not_found"
 FOLLOWING_INDEX = "following"
 FOLLOWING = "following"
 OPEN = "open"
+# When the last event was delivered to the session as a message (epoch seconds; absent: none since it started).
+DELIVERED_EPOCH = "delivered_epoch"
+# Which time the item is in the follow-up's index: 1 from the start, one more each time a forwarded event puts it
+# back after it had left (absent: 1).
+EPISODE = "follow_episode"
+STATUS_DETAIL = "session_status_detail"
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -168,7 +174,7 @@ class Ledger:
             "status": CLAIMED,
             "claim_token": token,
             "claim_expires_at": math.ceil(now + lease_seconds),
-            "recorded_at": _iso(now),
+            "recorded_at": iso_time(now),
             "expires_at": int(now) + self._retention,
         }
         update = _update(values)
@@ -219,7 +225,7 @@ class Ledger:
             **(details or {}),
             "status": STARTED,
             "session_id": session.session_id,
-            "recorded_at": _iso(now),
+            "recorded_at": iso_time(now),
         }
         if session.url:
             values["session_url"] = session.url
@@ -236,7 +242,7 @@ class Ledger:
     def mark_unknown(self, claim: Claim) -> None:
         now = self._clock()
         update = _update(
-            {"status": UNKNOWN, "recorded_at": _iso(now)},
+            {"status": UNKNOWN, "recorded_at": iso_time(now)},
             remove=("claim_token", "claim_expires_at"),
             keep_first={"outcome_lost_at": int(now)},  # the first loss: later failed lookups must not extend it
         )
@@ -268,10 +274,19 @@ class Ledger:
         return Held(taken.retry_after) if isinstance(taken, Refused) else taken
 
     def note_posted(self, lease: Lease, note: NoteText, *, release: bool = False) -> None:
-        """Record one posted note: the session note, the summary note or a pull request's note."""
-        marker, pull_request = note.marker, note.pull_request
-        values = {} if pull_request else {_POSTED_AT[note.kind]: _iso(self._clock())}
-        add = {"pull_request_notes_posted": {pull_request}} if pull_request else None
+        """Record one posted note: the session note, a summary note, a pull request's note, or a note marked by its
+        spell or episode (notes_posted)."""
+        marker = note.marker
+        values: dict[str, Any] = {}
+        add: dict[str, set[str]] = {}
+        if note.kind == PULL_REQUEST:
+            add["pull_request_notes_posted"] = {note.pull_request or ""}
+        elif note.kind == MARKED:
+            add[NOTES_POSTED] = {marker}
+        else:
+            values[_POSTED_AT[note.kind]] = iso_time(self._clock())
+        if note.digest:
+            values[SUMMARY_DIGEST] = note.digest
         delete = {"notes_unconfirmed": {marker}} if marker in lease.item.get("notes_unconfirmed", ()) else None
         remove = ("claim_token", "claim_expires_at") if release else ()
         self._write(lease, _update(values, remove=remove, add=add, delete=delete), "record a posted note")
@@ -346,20 +361,38 @@ class Ledger:
         old = _item(answer.get("Attributes"))
         return Lease(incident_id, token, old, taken_over="claim_token" in old)
 
-    def record_forward(self, lease: Lease, event: WebhookEvent, *, confirmed: bool = True) -> None:
-        """Record `event` as forwarded (with its type and times) and give the incident back."""
+    def record_forward(
+        self,
+        lease: Lease,
+        event: WebhookEvent,
+        *,
+        confirmed: bool = True,
+        sent_at: float | None = None,
+        follow: bool = False,
+    ) -> None:
+        """Record `event` as forwarded (with its type and times) and give the incident back. `sent_at` is when the
+        message went out: the session has seen it once it reports an update from then on. With `follow` the item is
+        put back in the follow-up's index (a message resumes a suspended session, which may change its result): a
+        new follow-up episode when it had left the index."""
+        now = self._clock()
         entry: dict[str, Any] = {
             "event_id": event.id,
             "event_type": event.event_type,
             "occurred_at": event.occurred_at,
-            "forwarded_at": _iso(self._clock()),
+            "forwarded_at": iso_time(now),
         }
         if not confirmed:
             # Devin's answer was lost twice: the message was sent at least once, maybe twice, maybe never.
             entry["confirmed"] = False
-        values = (
-            {"resolved_at": event.occurred_at} if event.event_type == "incident.resolved" and event.occurred_at else {}
-        )
+        values: dict[str, Any] = {DELIVERED_EPOCH: int(sent_at if sent_at is not None else now)}
+        if event.event_type == "incident.resolved" and event.occurred_at:
+            values["resolved_at"] = event.occurred_at
+        if follow and FOLLOWING not in lease.item:
+            values[FOLLOWING] = OPEN
+            if "session_recorded_epoch" in lease.item:
+                values[EPISODE] = int(lease.item.get(EPISODE) or 1) + 1
+            else:  # never followed before (the PagerDuty key came later): its first episode starts now
+                values["session_recorded_epoch"] = int(now)
         unsure = {event.id} if event.id in lease.item.get("forwards_unconfirmed", ()) else None
         update = _update(
             values,
@@ -410,26 +443,53 @@ class Ledger:
         status: str = "",
         result: Mapping[str, Any] | None = None,
         forget: tuple[str, ...] = (),
+        values: Mapping[str, Any] | None = None,
+        delivered: Any = None,
     ) -> None:
         """What the follow-up read of the session; `stop` takes the item out of the follow-up's index. `result` holds
-        what it made of the session's structured result (result_status, postmortem_result, result_error…), and
-        `forget` the attributes that no longer hold."""
-        values: dict[str, Any] = {"followed_at": _iso(self._clock()), **(result or {})}
+        what it made of the session's structured result (result_status, postmortem_result, result_error…), `values`
+        what else it keeps (the waiting and stopped spells), and `forget` the attributes that no longer hold.
+
+        `delivered` is the item's DELIVERED_EPOCH as the follow-up read it: when an event reached the session since,
+        the item stays in the index (the session is working on it), and only the rest is recorded."""
+        written: dict[str, Any] = {"followed_at": iso_time(self._clock()), **(values or {}), **(result or {})}
+        remove = forget
         if state is not None:
-            values.update(session_status=state.status, pull_request_urls=list(state.pull_request_urls))
+            written.update(session_status=state.status, pull_request_urls=list(state.pull_request_urls))
+            if state.status_detail is not None:
+                written[STATUS_DETAIL] = state.status_detail
+            else:
+                remove = (*remove, STATUS_DETAIL)
             if state.acus_consumed is not None:
-                values["acus_consumed"] = acus(state.acus_consumed)
+                written["acus_consumed"] = acus(state.acus_consumed)
         elif status:
-            values["session_status"] = status
-        update = _update(values, remove=((FOLLOWING,) if stop else ()) + forget)
+            written["session_status"] = status
+        key = {"incident_id": {"S": incident_id}}
+        if stop:
+            update = _update(written, remove=(FOLLOWING, *remove))
+            if delivered is None:
+                condition = f"attribute_exists(incident_id) AND attribute_not_exists(#{DELIVERED_EPOCH})"
+            else:
+                condition = f"attribute_exists(incident_id) AND #{DELIVERED_EPOCH} = :delivered"
+                update["ExpressionAttributeValues"][":delivered"] = _serialize(delivered)
+            update["ExpressionAttributeNames"][f"#{DELIVERED_EPOCH}"] = DELIVERED_EPOCH
+            if self._call(
+                "update_item",
+                "record what the follow-up read",
+                TableName=self._table,
+                Key=key,
+                ConditionExpression=condition,
+                **update,
+            ):
+                return
+        # Never recreate an item someone forgot meanwhile (a failed condition here is that: nothing to record).
         self._call(
             "update_item",
             "record what the follow-up read",
             TableName=self._table,
-            Key={"incident_id": {"S": incident_id}},
-            # Never recreate an item someone forgot meanwhile.
+            Key=key,
             ConditionExpression="attribute_exists(incident_id)",
-            **update,
+            **_update(written, remove=remove),
         )
 
     # --- plumbing
@@ -464,10 +524,17 @@ class Ledger:
 _POSTED_AT = {SESSION: "session_note_posted_at", SUMMARY: "summary_note_posted_at"}
 
 
+# The markers of the notes of kind MARKED that were posted; and what the last summary note was made from.
+NOTES_POSTED = "notes_posted"
+SUMMARY_DIGEST = "summary_digest"
+
+
 def note_recorded(item: Mapping[str, Any], note: NoteText) -> bool:
     """Whether the ledger item records `note` as posted."""
     if note.kind == PULL_REQUEST:
         return note.pull_request in set(item.get("pull_request_notes_posted", ()))
+    if note.kind == MARKED:
+        return note.marker in set(item.get(NOTES_POSTED, ()))
     return bool(item.get(_POSTED_AT[note.kind]))
 
 
@@ -509,5 +576,6 @@ def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _iso(epoch: float) -> str:
+def iso_time(epoch: float) -> str:
+    """An epoch as the ledger writes times: ISO 8601 in UTC, to the second, ending in Z."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -6,6 +6,8 @@ among the incident's notes before posting it again. Pure: no I/O.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,8 @@ MARKER_PREFIX = "pagerduty-postmortem"
 SESSION = "session"
 PULL_REQUEST = "pull_request"
 SUMMARY = "summary"
+# A note there may be several of, one per waiting spell, stop or follow-up episode: recorded by its marker.
+MARKED = "marked"
 
 # PagerDuty documents no limit on a note's length (UNCONFIRMED: pagerduty-rest-api.md §3.5). The summary note stays
 # well under what any tool around PagerDuty is seen to cap (1,024 for an event's summary, Slack's 4,000 for a
@@ -29,13 +33,38 @@ class NoteText:
     marker: str
     content: str
     pull_request: str | None = None  # the pull request's note
-    kind: str = SESSION  # SESSION, PULL_REQUEST or SUMMARY: which ledger attribute records it as posted
+    kind: str = SESSION  # SESSION, PULL_REQUEST, SUMMARY or MARKED: which ledger attribute records it as posted
+    digest: str | None = None  # a summary note's: what it was made from (result_digest), so a change shows
+
+
+def _link(session_url: str | None, session_id: str) -> str:
+    return session_url or f"Devin session {session_id}"
 
 
 def session_note(session_url: str | None, session_id: str) -> NoteText:
     marker = f"[{MARKER_PREFIX}:session]"
-    link = session_url or f"Devin session {session_id}"
+    link = _link(session_url, session_id)
     return NoteText(marker, f"A postmortem draft for this incident is being written by Devin: {link}\n{marker}")
+
+
+def waiting_note(session_url: str | None, session_id: str, spell: int) -> NoteText:
+    """Devin's session waits for a person (its `spell`th time): someone must answer it in Devin."""
+    marker = f"[{MARKER_PREFIX}:waiting {spell}]"
+    link = _link(session_url, session_id)
+    return NoteText(marker, f"Devin is waiting for input on the postmortem: {link}\n{marker}", kind=MARKED)
+
+
+def stopped_note(session_url: str | None, session_id: str, why: str, spell: int) -> NoteText:
+    """The draft stopped (its `spell`th time), `why` in words of the bridge's own (devin.session.stopped_words)."""
+    marker = f"[{MARKER_PREFIX}:stopped {spell}]"
+    link = _link(session_url, session_id)
+    return NoteText(marker, f"The postmortem draft stopped: {why}. Devin's session: {link}\n{marker}", kind=MARKED)
+
+
+def result_digest(result: Mapping[str, Any]) -> str:
+    """A short fingerprint of a compact result, to tell whether a later summary would say anything new."""
+    text = json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def pull_request_note(url: str) -> NoteText:
@@ -61,17 +90,22 @@ def summary_note(
     pull_request_urls: Sequence[str],
     score: str | None = None,
     evidence: Mapping[str, Any] | None = None,
+    *,
+    update: int | None = None,
 ) -> NoteText:
     """The postmortem's summary on the incident: the root cause in a line, each action item (title, type, priority,
     owner), the pull request's link, the rubric's score and whether the cited evidence exists, within
     SUMMARY_LIMIT characters.
 
-    `result` is the compact copy of a valid result (result.compact), so every field read here exists.
+    `result` is the compact copy of a valid result (result.compact), so every field read here exists. With `update`
+    (the follow-up episode, from 2) it is the summary of a result that changed after an earlier summary was posted.
     """
-    marker = f"[{MARKER_PREFIX}:summary]"
+    marker = f"[{MARKER_PREFIX}:summary]" if update is None else f"[{MARKER_PREFIX}:summary {update}]"
     root = result["root_cause"]
     head = [
-        "Postmortem summary (drafted by Devin):",
+        "Postmortem summary (drafted by Devin):"
+        if update is None
+        else "Postmortem summary, updated (drafted by Devin):",
         clean_text(result["summary"], _LINE_LIMIT),
         f"Root cause ({clean_text(root['confidence'], 20)}): {clean_text(root['statement'], _LINE_LIMIT)}",
     ]
@@ -103,7 +137,7 @@ def summary_note(
     if len(content) > SUMMARY_LIMIT:  # only with a summary and root cause at their caps and a very long URL
         end = "\n".join(tail)
         content = content[: SUMMARY_LIMIT - len(end) - 2] + "…\n" + end
-    return NoteText(marker, content, kind=SUMMARY)
+    return NoteText(marker, content, kind=SUMMARY if update is None else MARKED, digest=result_digest(result))
 
 
 def has_marker(notes: Iterable[Mapping[str, Any]], marker: str) -> bool:
