@@ -37,6 +37,7 @@ from typing import Any
 
 from local import follow_up
 from local.devin_standin import DevinStandIn
+from local.devin_standin import Step as SessionStep
 from local.pagerduty_standin import PagerDutyStandIn, sample_record
 from local.send import send
 from local.stack import LocalStack, StackError
@@ -50,7 +51,7 @@ PULL_REQUEST = "https://github.com/acme/checkout/pull/4128"
 # How the summary note is told from the others (handler/bridge/pagerduty/notes.py).
 SUMMARY_MARKER = "[pagerduty-postmortem:summary]"
 DATA_OPEN, DATA_CLOSE = "<pagerduty-incident>", "</pagerduty-incident>"
-FOLLOW_UP_RUNS = 2
+FOLLOW_UP_RUNS = 3
 # The lifecycle and routing act's stack: sessions start early, on acknowledgement (or on a resolve when there was
 # none); notes and reopenings reach an open session as messages, and so does the resolve, always.
 LIFECYCLE_PARAMETERS = {
@@ -375,17 +376,15 @@ def _follow_up_steps(
 ) -> list[Step]:
     steps = []
     try:
-        # What a session does when its postmortem is done: the pull request, the schema filled in, the end.
-        devin.fill_result(session_id, pull_request=PULL_REQUEST)
+        # As Devin runs a session: it works, then, between two follow-up runs, finishes (its pull request opened,
+        # the structured result filled in from its prompt's data) and is suspended for inactivity.
+        devin.plan(session_id, [SessionStep(0, "running", "working")])
     except KeyError:
-        return [Step("the stand-in Devin session opens a pull request", problem=f"Devin has no session {session_id}")]
-    steps.append(
-        Step(
-            f"Devin's session {session_id} opens a pull request ({PULL_REQUEST}), fills in the structured"
-            " result from its prompt's data and ends",
-            checked=False,
-        )
-    )
+        return [
+            Step("the stand-in Devin session works on the postmortem", problem=f"Devin has no session {session_id}")
+        ]
+    steps.append(Step(f"Devin's session {session_id} works on the postmortem (running/working)", checked=False))
+    summaries_before = 0
     for run in range(1, FOLLOW_UP_RUNS + 1):
         try:
             status, answer = follow_up.run(stack.follow_up_url, timeout=60)
@@ -395,6 +394,25 @@ def _follow_up_steps(
         problem = None if status == 200 else f"expected HTTP 200, got {status or 'no answer'}"
         text = f"follow-up run {run} ({where}): HTTP {status} {answer.decode('utf-8', 'replace')}"
         steps.append(Step(text, problem=problem, checked=problem is not None))
+        if run == 1:
+            summaries_before = sum(SUMMARY_MARKER in n["content"] for n in pagerduty.notes_posted(incident_id))
+            devin.plan(
+                session_id,
+                [
+                    SessionStep(0, "running", "finished", result=True, pull_request=PULL_REQUEST),
+                    SessionStep(0, "suspended", "inactivity"),
+                ],
+            )
+            steps.append(
+                Step(
+                    f"between two runs the session opens a pull request ({PULL_REQUEST}), fills in the structured"
+                    " result from its prompt's data, finishes, and is suspended for inactivity"
+                    " (running/finished → suspended/inactivity)",
+                    checked=False,
+                )
+            )
+    text = "while the session worked, no summary was posted; once it was done and idle, the next run posted it"
+    steps.append(Step(text, problem=f"{summaries_before} summaries after run 1" if summaries_before else None))
     notes = [note["content"] for note in pagerduty.notes_posted(incident_id)]
     posted = [note for note in notes if PULL_REQUEST in note and SUMMARY_MARKER not in note]
     text = f"the pull request's link was posted on {incident_id} once over {FOLLOW_UP_RUNS} runs"

@@ -50,7 +50,7 @@ def _table(stdout: str) -> dict[str, list[str]]:
 def test_the_demo_exits_0_and_says_every_answer_matched(demo: subprocess.CompletedProcess[str]) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "OK: all 12 deliveries answered as the contract says" in demo.stdout
-    assert "all 5 PagerDuty checks held" in demo.stdout
+    assert "all 6 PagerDuty checks held" in demo.stdout
     assert "all 6 lifecycle and routing checks held." in demo.stdout
     assert "✗" not in demo.stdout
     assert "Traceback" not in demo.stderr
@@ -105,8 +105,10 @@ def test_it_shows_pagerdutys_timeline_the_note_back_and_the_pull_request_posted_
     note = re.search(r"✓ one note came back on Q2CKYRLH85UNN4, with the session's link:\n\s+(.*)\n", demo.stdout)
     assert note, demo.stdout
     assert re.search(r"https://app\.devin\.ai/sessions/devin-[0-9a-f]{32}$", note.group(1))
-    assert len(re.findall(r"→ follow-up run \d .*: HTTP 200 ", demo.stdout)) == 2
-    assert "✓ the pull request's link was posted on Q2CKYRLH85UNN4 once over 2 runs" in demo.stdout
+    assert len(re.findall(r"→ follow-up run \d .*: HTTP 200 ", demo.stdout)) == 3
+    assert "✓ the pull request's link was posted on Q2CKYRLH85UNN4 once over 3 runs" in demo.stdout
+    assert "suspended for inactivity (running/finished → suspended/inactivity)" in demo.stdout
+    assert "✓ while the session worked, no summary was posted; once it was done and idle" in demo.stdout
 
 
 def _lifecycle(stdout: str) -> str:

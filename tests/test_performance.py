@@ -44,6 +44,8 @@ ROWS = [
     ("Package", "function (boto3 from the runtime)"),
     ("Package", "Powertools layer (also loaded)"),
     *[("Throughput", f"{senders} senders, Devin {latency} ms") for latency in (0, 300) for senders in (8, 32)],
+    ("Follow-up", "done → summary note, a run every 2 s"),
+    ("Follow-up", "one run over 10 open sessions, Devin 300 ms a read"),
 ]
 
 
@@ -64,6 +66,8 @@ def test_the_quick_benchmark_prints_a_table_with_every_row() -> None:
     assert all(row[2] for row in cells), "every row has a figure"
     calls = {row[1]: row[3] for row in cells if row[0] == "Calls per request"}
     assert all(verdict.endswith("met") for verdict in calls.values()), calls
+    (waited,) = [row for row in cells if row[1].startswith("done → summary note")]
+    assert waited[3].endswith("met"), waited
     # --quick runs the 1 s budget's slow-PagerDuty row (its timing is printed, not asserted: see
     # tests/test_pagerduty_record.py for the budget itself) and skips the 3 s one.
     slow = {row[1][-1]: row[2] for row in cells if row[1].startswith("slow PagerDuty")}
