@@ -22,6 +22,8 @@ from bridge.devin.client import DevinClient
 from bridge.follow import Report, follow_up
 from bridge.pagerduty.client import PagerDutyClient
 from bridge.postmortem import NOTE_SECONDS, NoteWriter
+from bridge.result.links import LinkPolicy
+from bridge.scrub import Scrubber
 from bridge.timing import Timings
 from bridge.tracing import Tracing
 
@@ -76,7 +78,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         notes=notes,
         follow_up_days=settings.follow_up_days,
         deadline=time.monotonic() + _remaining_seconds(context) - RESERVE_SECONDS,
-        redact=credentials.secrets(),
+        scrubber=Scrubber(credentials.secrets()),
+        links=LinkPolicy.with_hosts(settings.pull_request_hosts),
         ask_for_result=settings.ask_for_missing_result,
     )
     logger.info("follow-up run", extra=report.as_dict())
@@ -98,6 +101,9 @@ def _report(report: Report, *, off: bool = False) -> dict[str, Any]:
         ("SessionsWaiting", report.sessions_waiting),
         ("SessionsStopped", report.sessions_stopped),
         ("SessionsFailed", report.sessions_failed),
+        # Links from sessions not passed on; sessions given up after failing the same way run after run.
+        ("LinksDropped", report.links_dropped),
+        ("FollowUpGivenUp", report.given_up),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return {**report.as_dict(), "off": off}

@@ -3,13 +3,18 @@
     scripts/ledger list       (--stack NAME | --table NAME | --local [--port P]) [--since 7d] [--status S] [--limit 50]
     scripts/ledger show ID    (--stack NAME | --table NAME | --local [--port P])
     scripts/ledger forget ID  (--stack NAME | --table NAME | --local [--port P]) [--yes] [--force]
+    scripts/ledger scrub      (--stack NAME | --local [--port P]) [--dry-run]
 
 Every command takes --json (the items as JSON, for scripts). `list` queries the table's by-status index, one status
 at a time; it never scans the table. `forget` deletes the incident's item, so that the next qualifying delivery for
-it starts a new Devin session; it does not stop the old one.
+it starts a new Devin session; it does not stop the old one. `scrub` passes what every item keeps of a session's
+output (its result's compact copy, error and evidence, its pull request links) through the follow-up's scrub, with
+the bridge's secrets read from the stack's Parameter Store prefix: for items written before the follow-up scrubbed
+secrets in every form. Notes already on PagerDuty incidents are not changed.
 
-Calls made: cloudformation:DescribeStacks (--stack only), dynamodb:Query on index/by-status (list), dynamodb:GetItem
-(show, forget), dynamodb:DeleteItem (forget): what the stack's LedgerOperatorPolicy grants.
+Calls made: cloudformation:DescribeStacks (--stack only), dynamodb:Query on index/by-status (list, scrub),
+dynamodb:GetItem (show, forget), dynamodb:DeleteItem (forget), dynamodb:UpdateItem and ssm:GetParameters with
+kms:Decrypt (scrub): what the stack's LedgerOperatorPolicy grants.
 
 Exit status: 0 done; 1 no such incident, or forget refused or declined; 2 wrong arguments, or AWS could not be
 reached or refused.
@@ -23,7 +28,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +45,9 @@ if str(HANDLER) not in sys.path:
     sys.path.append(str(HANDLER))
 
 from bridge.ledger import CLAIMED, STARTED, UNKNOWN, plain  # noqa: E402
+from bridge.result.schema import Unreadable, scrubbed  # noqa: E402
+from bridge.scrub import Scrubber  # noqa: E402
+from bridge.text import neutralise_markers, remove_links  # noqa: E402
 
 INDEX = "by-status"
 STATUSES = (STARTED, CLAIMED, UNKNOWN)
@@ -185,6 +193,106 @@ def recent(table: Table, statuses: tuple[str, ...], since: str, limit: int) -> t
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     found.sort(key=lambda item: (str(item.get("recorded_at", "")), str(item["incident_id"])), reverse=True)
     return found[:limit], len(found) > limit
+
+
+# --- scrubbing what sessions gave back
+
+# What an item keeps of a session's output: everything Devin wrote that the ledger holds.
+FROM_SESSIONS = ("postmortem_result", "result_error", "result_evidence", "pull_request_urls")
+
+
+def scrubbed_item(item: Mapping[str, Any], scrubber: Scrubber) -> dict[str, Any]:
+    """The attributes of `item` that the scrub changes, with their scrubbed values (empty: nothing to change; None:
+    remove it). Free text also loses marker look-alikes and links, as the follow-up writes it now; links in the
+    fields meant for them (pull request URLs) are only scrubbed."""
+
+    def free_text(text: str) -> str:
+        return remove_links(neutralise_markers(scrubber.text(text)))
+
+    changed: dict[str, Any] = {}
+    for name in FROM_SESSIONS:
+        if name not in item:
+            continue
+        value = plain(item[name])
+        links_field = name == "pull_request_urls"
+        try:
+            clean = scrubbed(value, scrubber.text if links_field else free_text)
+            if name == "postmortem_result" and isinstance(value, dict) and "pull_request_url" in value:
+                clean["pull_request_url"] = scrubber.text(str(value["pull_request_url"]))
+        except Unreadable:
+            clean = None  # nothing this large or deep was ever written by the follow-up: dropped
+        if clean != value:
+            changed[name] = clean
+    return changed
+
+
+def all_items(table: Table) -> Iterator[dict[str, Any]]:
+    """Every item, status by status through the by-status index (never a scan of the table)."""
+    for status in STATUSES:
+        kwargs: dict[str, Any] = {
+            "IndexName": INDEX,
+            "KeyConditionExpression": "#status = :status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":status": {"S": status}},
+        }
+        while True:
+            page = table.call("query", **kwargs)
+            yield from (_item(raw) for raw in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def rewrite(table: Table, incident_id: str, changed: Mapping[str, Any]) -> bool:
+    """Write the scrubbed attributes (a None removes one); False when the item is gone meanwhile."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    sets = [name for name, value in changed.items() if value is not None]
+    removes = [name for name, value in changed.items() if value is None]
+    clauses = ([f"SET {', '.join(f'#{n} = :{n}' for n in sets)}"] if sets else []) + (
+        [f"REMOVE {', '.join(f'#{n}' for n in removes)}"] if removes else []
+    )
+    kwargs: dict[str, Any] = {
+        "Key": {"incident_id": {"S": incident_id}},
+        "UpdateExpression": " ".join(clauses),
+        "ConditionExpression": "attribute_exists(incident_id)",
+        "ExpressionAttributeNames": {f"#{n}": n for n in changed},
+    }
+    if sets:
+        kwargs["ExpressionAttributeValues"] = {f":{n}": serialize(_for_dynamodb(changed[n])) for n in sets}
+    try:
+        table.call("update_item", **kwargs)
+    except Refused:
+        return False
+    return True
+
+
+def _for_dynamodb(value: Any) -> Any:
+    """JSON numbers as DynamoDB takes them (Decimal, not float)."""
+    from decimal import Decimal
+
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _for_dynamodb(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_for_dynamodb(child) for child in value]
+    return value
+
+
+def bridge_secrets(args: argparse.Namespace) -> list[str]:
+    """The bridge's secrets, from the Parameter Store prefix of the stack (--stack) or the local stack (--local)."""
+    from scripts.doctor import Unusable, local_target, read_parameters, stack_target
+
+    try:
+        target = local_target(args.port) if args.local else stack_target(args.stack)
+    except Unusable as error:
+        raise LedgerError(str(error)) from None
+    stored = read_parameters(target)
+    if stored.error is not None:
+        raise LedgerError(f"cannot read the bridge's secrets under {target.prefix}: {stored.error}; {POLICY_HINT}")
+    return stored.secrets()
 
 
 # --- forgetting
@@ -502,7 +610,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/ledger", allow_abbrev=False, description=__doc__.splitlines()[0], epilog=EPILOG
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,show,forget}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,show,forget,scrub}")
     listing = commands.add_parser("list", parents=[common], allow_abbrev=False, help="recent incidents, newest first")
     listing.add_argument(
         "--since",
@@ -519,6 +627,13 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("incident_id", metavar="INCIDENT_ID")
     forget.add_argument("--yes", action="store_true", help="do not ask")
     forget.add_argument("--force", action="store_true", help="even while a delivery holds a live claim on it")
+    scrub = commands.add_parser(
+        "scrub",
+        parents=[common],
+        allow_abbrev=False,
+        help="scrub secrets and marker look-alikes from what items keep of sessions' output",
+    )
+    scrub.add_argument("--dry-run", action="store_true", help="say which items would change, change nothing")
     return parser
 
 
@@ -540,6 +655,26 @@ def run(args: argparse.Namespace, stdin: TextIO, now: float) -> int:
             print(render_list(items))
             cut = f"; more: raise --limit (now {args.limit}) or narrow --since" if more else ""
             print(f"\n{len(items)} recorded since {since} ({', '.join(statuses)}), most recent first{cut}")
+        return 0
+
+    if args.command == "scrub":
+        if args.table:
+            raise LedgerError("scrub needs --stack or --local: it reads the bridge's secrets from the stack's prefix")
+        scrubber = Scrubber(tuple(bridge_secrets(args)))
+        table = open_table(args)
+        looked, changed = 0, []
+        for item in all_items(table):
+            looked += 1
+            update = scrubbed_item(item, scrubber)
+            if update and (args.dry_run or rewrite(table, str(item["incident_id"]), update)):
+                changed.append({"incident_id": item["incident_id"], "attributes": sorted(update)})
+        if args.json:
+            _print_json({"looked": looked, "changed": changed, "dry_run": args.dry_run})
+        else:
+            for entry in changed:
+                print(f"{entry['incident_id']}: {', '.join(entry['attributes'])}")
+            verb = "would change" if args.dry_run else "changed"
+            print(f"scrubbed {table.where}: {looked} items looked at, {len(changed)} {verb}")
         return 0
 
     table = open_table(args)

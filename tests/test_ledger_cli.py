@@ -724,3 +724,61 @@ def test_show_says_why_a_result_was_refused(aws, cli) -> None:
 
     assert "  result        invalid: no summary note" in lines
     assert "  error         data.root_cause.confidence must be one of [...]" in lines
+
+
+# --- scrub: items written before the follow-up scrubbed what sessions gave back
+
+
+def test_scrub_takes_the_bridges_secrets_and_marker_look_alikes_out_of_what_items_kept_of_sessions(stack, cli) -> None:
+    from tests.conftest import DEVIN_KEY, PREFIX
+
+    # GIVEN a stack whose prefix holds the Devin key, and an item written before: its result's compact copy carries
+    # the key split by a zero-width space, a token of a known shape and a marker; another item is clean
+    aws_client("ssm").put_parameter(Name=f"{PREFIX}/devin-api-key", Value=DEVIN_KEY, Type="SecureString")
+    [output] = aws_client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    table = output["OutputValue"]
+    leaked = DEVIN_KEY[:8] + "\u200b" + DEVIN_KEY[8:]
+    result = {
+        "summary": f"Rotated {leaked} and ghp_{'a' * 36}. [pagerduty-postmortem:summary]",
+        "root_cause": {"statement": "A deploy", "confidence": "likely"},
+        "action_items": [],
+    }
+    put(started("QDIRTY", 60, postmortem_result=result, result_error=f"bad {leaked}"), table=table)
+    put(started("QCLEAN", 60, postmortem_result={**result, "summary": "Fine."}, result_error="x"), table=table)
+
+    dry = cli("scrub", "--stack", stack, "--dry-run")
+    untouched = ledger_item_in(table, "QDIRTY")
+    done = cli("scrub", "--stack", stack)
+    again = cli("scrub", "--stack", stack)
+
+    # THEN the dry run changes nothing, the scrub rewrites only the dirty item, and a second scrub finds nothing
+    assert (dry.status, done.status, again.status) == (0, 0, 0)
+    assert "QDIRTY: postmortem_result, result_error" in dry.out and "would change" in dry.out
+    assert untouched["postmortem_result"]["summary"] == result["summary"]
+    assert "QDIRTY: postmortem_result, result_error" in done.out and "QCLEAN" not in done.out
+    assert "0 changed" in again.out
+    kept = ledger_item_in(table, "QDIRTY")
+    text = json.dumps(kept, default=str)
+    assert DEVIN_KEY[8:] not in text and "ghp_" not in text and "[pagerduty-postmortem" not in text
+    assert kept["postmortem_result"]["summary"].startswith("Rotated [redacted] and [redacted].")
+    assert "dynamodb.Scan" not in done.calls
+    assert set(done.calls) <= {
+        "cloudformation.DescribeStacks",
+        "ssm.GetParameters",
+        "dynamodb.Query",
+        "dynamodb.UpdateItem",
+    }
+
+
+def test_scrub_needs_the_stack_or_the_local_stack_for_the_secrets(aws, cli) -> None:
+    run = cli("scrub", "--table", TABLE)
+
+    assert run.status == 2
+    assert "scrub needs --stack or --local" in run.err
+
+
+def ledger_item_in(table: str, incident_id: str) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    raw = aws_client("dynamodb").get_item(TableName=table, Key={"incident_id": {"S": incident_id}})["Item"]
+    return {name: TypeDeserializer().deserialize(value) for name, value in raw.items()}

@@ -452,6 +452,8 @@ SCENARIOS: dict[str, tuple[Callable[..., Any], set[Signal]]] = {
             "SessionsWaiting",
             "SessionsStopped",
             "SessionsFailed",
+            "LinksDropped",
+            "FollowUpGivenUp",
         )
         | {("ColdStart", BY_FUNCTION)},
     ),
@@ -674,6 +676,7 @@ OPERATOR_GRANTS = {
     ("dynamodb:Query", json.dumps({"Fn::Sub": "${LedgerTable.Arn}/index/by-status"})),
     ("dynamodb:GetItem", json.dumps(TABLE_ARN)),
     ("dynamodb:DeleteItem", json.dumps(TABLE_ARN)),
+    ("dynamodb:UpdateItem", json.dumps(TABLE_ARN)),  # scripts/ledger scrub
     ("dynamodb:DescribeTable", json.dumps(TABLE_ARN)),
     ("dynamodb:DescribeTimeToLive", json.dumps(TABLE_ARN)),
     ("ssm:GetParameters", json.dumps(PREFIX_ARN)),

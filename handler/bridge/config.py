@@ -57,6 +57,8 @@ class Settings:
     max_event_age_hours: float = 72.0
     # The follow-up asks a session that is done without its structured result for it, once (opt-in: it costs ACUs).
     ask_for_missing_result: bool = False
+    # Self-hosted code hosts whose pull requests may be linked on the incident, beside the public ones.
+    pull_request_hosts: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -100,4 +102,5 @@ class Settings:
             follow_up_days=max(follow_up_days, 1.0),
             max_event_age_hours=max(max_event_age_hours, 0.0),
             ask_for_missing_result=_get(env, "ASK_FOR_MISSING_RESULT", "false").lower() == "true",
+            pull_request_hosts=_csv(_get(env, "PULL_REQUEST_HOSTS", "")),
         )

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .devin.client import DevinClient, DevinError, DevinOutcomeUnknown, SessionNotFound
+from .devin.client import DevinClient, DevinError, DevinOutcomeUnknown, DevinUnreadable, SessionNotFound
 from .devin.prompt import RESULT_REMINDER
 from .devin.session import DONE, FAILED, STOPPED, WAITING, SessionState, phase, stopped_words
 from .ledger import (
@@ -40,7 +40,10 @@ from .pagerduty.notes import (
 from .postmortem import FAILED as NOTE_FAILED
 from .postmortem import POSTED, NoteWriter, post_notes
 from .result import schema as results
+from .result.links import LinkPolicy
 from .result.rubric import grade
+from .scrub import Scrubber
+from .text import clean_text
 
 logger = Logger(child=True)
 
@@ -48,6 +51,15 @@ logger = Logger(child=True)
 VALID = "valid"
 INVALID = "invalid"
 MISSING = "missing"  # the session is done and gave none, though it was created with a schema
+UNPROCESSABLE = "unprocessable"  # the follow-up failed the same way on it GIVE_UP_AFTER runs in a row, and gave up
+# A session on which the follow-up fails the same way this many runs in a row (an answer it cannot read, an error
+# of its own) leaves the index: it must not cost every run its time until FollowUpDays. Devin or PagerDuty being
+# unavailable is not counted: that is tried again until FollowUpDays.
+GIVE_UP_AFTER = 3
+FAILURE_KIND = "follow_failure"
+NO_SECRETS = Scrubber()  # still scrubs tokens by their shapes
+DEFAULT_LINKS = LinkPolicy()
+FAILURE_COUNT = "follow_failures"
 # One session's reads get at most this long, so that one slow answer cannot eat the whole run.
 SESSION_SECONDS = 10.0
 # A session that got a message is taken to have seen it once it reports an update made after the message went out
@@ -79,6 +91,10 @@ class Report:
     sessions_waiting: int = 0
     sessions_stopped: int = 0
     sessions_failed: int = 0
+    # Links a session gave that the bridge does not pass on (not https, not an allowed host, not a pull request's).
+    links_dropped: int = 0
+    # Sessions given up after failing the same way GIVE_UP_AFTER runs in a row (result_status unprocessable).
+    given_up: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -93,6 +109,20 @@ class _Read:
     ok: bool = True
     verdict: str | None = None  # VALID, INVALID or MISSING when the result's verdict changed
     began: str | None = None  # WAITING, STOPPED or FAILED when a spell of one began
+    links_dropped: int = 0
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one follow-up run works with."""
+
+    ledger: Ledger
+    devin: DevinClient
+    notes: NoteWriter | None
+    follow_up_days: float
+    scrubber: Scrubber
+    links: LinkPolicy
+    ask_for_result: bool
 
 
 def follow_up(
@@ -104,12 +134,16 @@ def follow_up(
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
-    redact: tuple[str, ...] = (),
+    scrubber: Scrubber = NO_SECRETS,
+    links: LinkPolicy = DEFAULT_LINKS,
     ask_for_result: bool = False,
 ) -> Report:
-    """Follow every open session once; one failing incident never stops the others. `redact` are the bridge's
-    secrets, scrubbed from a session's result before anything of it is kept or posted. With `ask_for_result` a
-    session that is done without its structured result is asked once for it (a message resumes it: it costs ACUs)."""
+    """Follow every open session once; one failing session never stops the others, and one that fails the same way
+    run after run is given up. `scrubber` holds the bridge's secrets: everything a session gives back is normalised
+    and scrubbed before anything of it is kept or posted; `links` says which of its links may reach the incident.
+    With `ask_for_result` a session that is done without its structured result is asked once for it (a message
+    resumes it: it costs ACUs)."""
+    run = _Run(ledger, devin, notes, follow_up_days, scrubber, links, ask_for_result)
     report = Report()
     for item in ledger.open_sessions():
         if clock() + SESSION_SECONDS > deadline:
@@ -117,21 +151,49 @@ def follow_up(
             continue
         report.followed += 1
         session_deadline = min(deadline, clock() + SESSION_SECONDS)
+        incident_id = str(item.get("incident_id"))
         try:
-            read = _follow(item, ledger, devin, notes, follow_up_days, session_deadline, now(), redact, ask_for_result)
+            read = _follow(item, run, session_deadline, now())
         except LedgerUnavailable:
-            logger.exception("could not record what the follow-up read", extra={"incident_id": item["incident_id"]})
+            logger.exception("could not record what the follow-up read", extra={"incident_id": incident_id})
             report.failed += 1
+            continue
+        except Exception as error:  # noqa: BLE001 - whatever one session does, the others are followed
+            logger.exception("the follow-up failed on a session", extra={"incident_id": incident_id})
+            report.failed += 1
+            report.given_up += _failed(item, run, type(error).__name__)
             continue
         report.updated += read.updated
         report.stopped += read.stopped
         report.failed += not read.ok
+        report.links_dropped += read.links_dropped
         if read.verdict is not None:
             setattr(report, f"results_{read.verdict}", getattr(report, f"results_{read.verdict}") + 1)
         if read.began is not None:
             name = {WAITING: "sessions_waiting", STOPPED: "sessions_stopped", FAILED: "sessions_failed"}[read.began]
             setattr(report, name, getattr(report, name) + 1)
     return report
+
+
+def _failed(item: Mapping[str, Any], run: _Run, kind: str) -> bool:
+    """Count a failure of `kind` on the item; give the session up (True) when it is the same GIVE_UP_AFTER times in a
+    row. Never raises: a ledger that cannot record it leaves the count as it was."""
+    count = int(item.get(FAILURE_COUNT) or 0) + 1 if item.get(FAILURE_KIND) == kind else 1
+    incident_id = str(item.get("incident_id"))
+    give_up = count >= GIVE_UP_AFTER
+    values: dict[str, Any] = {FAILURE_KIND: kind, FAILURE_COUNT: count}
+    if give_up:
+        logger.error("the follow-up gives the session up", extra={"incident_id": incident_id, "failure": kind})
+        values.update(
+            result_status=UNPROCESSABLE,
+            result_error=f"the follow-up failed on this session {count} runs in a row ({clean_text(kind, 100)})",
+        )
+    try:
+        run.ledger.record_follow(incident_id, None, stop=give_up, values=values, delivered=item.get(DELIVERED_EPOCH))
+    except Exception:  # noqa: BLE001 - the failure is logged above; the next run counts again
+        logger.exception("could not record the follow-up's failure", extra={"incident_id": incident_id})
+        return False
+    return give_up
 
 
 def last_delivered(item: Mapping[str, Any], now: float) -> float:
@@ -159,46 +221,40 @@ def _settled(item: Mapping[str, Any], state: SessionState, now: float) -> bool:
     return (state.updated_at is not None and state.updated_at >= float(sent)) or now - float(sent) >= SETTLE_SECONDS
 
 
-def _follow(
-    item: Mapping[str, Any],
-    ledger: Ledger,
-    devin: DevinClient,
-    notes: NoteWriter | None,
-    follow_up_days: float,
-    deadline: float,
-    now: float,
-    redact: tuple[str, ...] = (),
-    ask_for_result: bool = False,
-) -> _Read:
+def _follow(item: Mapping[str, Any], run: _Run, deadline: float, now: float) -> _Read:
+    ledger, notes = run.ledger, run.notes
     incident_id = str(item["incident_id"])
     session_id = str(item["session_id"])
     delivered = item.get(DELIVERED_EPOCH)
-    if now - last_delivered(item, now) > follow_up_days * 86400:
+    if now - last_delivered(item, now) > run.follow_up_days * 86400:
         ledger.record_follow(incident_id, None, stop=True, delivered=delivered)
-        return _Read(updated=True, stopped=True, ok=_post_missing(item, ledger, notes) != NOTE_FAILED)
+        return _Read(updated=True, stopped=True, ok=_post_missing(item, run) != NOTE_FAILED)
     try:
-        state = devin.get_session(session_id, deadline)
+        raw = run.devin.get_session(session_id, deadline)
     except SessionNotFound:
         logger.warning("Devin no longer has the session", extra={"incident_id": incident_id})
         ledger.record_follow(incident_id, None, stop=True, status=NOT_FOUND, delivered=delivered)
-        _post_missing(item, ledger, notes)
+        _post_missing(item, run)
         return _Read(updated=True, stopped=True, ok=False)
+    except DevinUnreadable:
+        raise  # the same answer again next run is no outage: counted towards giving the session up
     except DevinError as error:
         logger.warning(
             "could not read the session from Devin", extra={"incident_id": incident_id, "error": type(error).__name__}
         )
-        return _Read(updated=_post_missing(item, ledger, notes) == POSTED, ok=False)
+        return _Read(updated=_post_missing(item, run) == POSTED, ok=False)
+    state, dropped = _trusted(raw, run)
 
     current = state.phase
     done = current == DONE and resolved_for_session(item) and _settled(item, state, now)
     values: dict[str, Any] = {}
-    if done and ask_for_result and _owes_result(item, state):
-        asked = _ask_for_result(item, devin, deadline, now)
+    if done and run.ask_for_result and _owes_result(item, state):
+        asked = _ask_for_result(item, run.devin, deadline, now)
         if asked is not None:
             values.update(asked)
             done = False  # it works on the reminder now; its answer is read by a later run
-    outcome = _result(item, state, redact, ended=done or current == FAILED)
-    wanted = _wanted_notes(item, state)
+    outcome = _result(item, state, run.scrubber, ended=done or current == FAILED)
+    wanted = _wanted_notes(item, state, run.links)
     began = None
     for attribute, phases in _SPELLS.items():
         if current in phases:
@@ -217,26 +273,37 @@ def _follow(
     if notes is not None and wanted:
         # A missing session note is posted whatever else the read says.
         posted = post_notes(ledger, notes, incident_id, wanted)
-    # A done or failed session leaves the index, unless a note it owes is still to be posted: then it stays until the
-    # note is posted or the session is too old to follow.
+    # A done or failed session leaves the index, unless a note it owes (its summary, a pull request's) is still to be
+    # posted: then it stays until the note is posted or the session is too old to follow.
     notes_done = notes is None or posted in (POSTED, None)
-    stopped = (done and (summary is None or notes_done)) or (current == FAILED and notes_done)
+    stopped = (done or current == FAILED) and notes_done
     updated = _changed(item, state) or stopped or posted == POSTED or outcome.verdict is not None or began is not None
+    forget = (*outcome.forget, FAILURE_KIND, FAILURE_COUNT) if item.get(FAILURE_KIND) else outcome.forget
     ledger.record_follow(
-        incident_id,
-        state,
-        stop=stopped,
-        result=outcome.values,
-        forget=outcome.forget,
-        values=values,
-        delivered=delivered,
+        incident_id, state, stop=stopped, result=outcome.values, forget=forget, values=values, delivered=delivered
     )
     if began is not None:
         logger.warning(
             "the session needs attention",
             extra={"incident_id": incident_id, "phase": began, "session_status_detail": state.status_detail},
         )
-    return _Read(updated, stopped, posted != NOTE_FAILED, outcome.verdict, began)
+    return _Read(updated, stopped, posted != NOTE_FAILED, outcome.verdict, began, dropped)
+
+
+def _trusted(state: SessionState, run: _Run) -> tuple[SessionState, int]:
+    """The session as the bridge may pass it on: its pull request links scrubbed, and only those the link policy
+    allows (how many were dropped). Its structured output is scrubbed where it is read (_result)."""
+    kept: dict[str, None] = {}
+    for url in state.pull_request_urls:
+        # Rebuilt from its parts first (no user, password, query or fragment), then scrubbed: a link that still
+        # carries something of a secret's shape is not passed on at all.
+        allowed = run.links.pull_request(url)
+        if allowed is not None and run.scrubber.text(allowed) == allowed:
+            kept[allowed] = None
+    dropped = len(state.pull_request_urls) - len(kept)
+    if dropped:
+        logger.warning("links the session gave were not passed on", extra={"dropped": dropped})
+    return replace(state, pull_request_urls=tuple(kept)), dropped
 
 
 def _spell(item: Mapping[str, Any], attribute: str, phases: tuple[str, ...]) -> tuple[int, bool]:
@@ -270,12 +337,12 @@ def _ask_for_result(item: Mapping[str, Any], devin: DevinClient, deadline: float
     return {"result_requested_at": iso_time(now), DELIVERED_EPOCH: int(now)}
 
 
-def _post_missing(item: Mapping[str, Any], ledger: Ledger, notes: NoteWriter | None) -> str | None:
+def _post_missing(item: Mapping[str, Any], run: _Run) -> str | None:
     """Post the notes the item still lacks when the session could not be read (post_notes' answer, or None)."""
-    wanted = _wanted_notes(item, None)
-    if notes is None or not wanted:
+    wanted = _wanted_notes(item, None, run.links)
+    if run.notes is None or not wanted:
         return None
-    return post_notes(ledger, notes, str(item["incident_id"]), wanted)
+    return post_notes(run.ledger, run.notes, str(item["incident_id"]), wanted)
 
 
 @dataclass(frozen=True)
@@ -290,12 +357,15 @@ class _Outcome:
     evidence: Mapping[str, Any] | None = None  # {"cited": n, "unknown": [ids]} when the data block's ids are known
 
 
-def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...] = (), *, ended: bool) -> _Outcome:
+def _result(item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, *, ended: bool) -> _Outcome:
     """What the session's structured result changes in the item; `ended`: the session is done or failed, so a
-    result it has not given is missing."""
+    result it has not given is missing. The result is bounded and scrubbed before anything else reads it."""
     schema = str(item.get("result_schema") or results.DEFAULT_SCHEMA)
     earlier = item.get("postmortem_result") if item.get("result_status") == VALID else None
-    output = results.redacted(state.structured_output, redact)
+    try:
+        output = results.scrubbed(state.structured_output, scrubber.text)
+    except results.Unreadable as why:
+        return _invalid(item, str(why))
     if output is None:
         if ended and item.get("result_schema") and item.get("result_status") is None:
             logger.warning("the session is done and gave no structured result", extra={"session_status": state.status})
@@ -305,20 +375,18 @@ def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...
         )
     error = results.validation_error(output, schema)
     if error is not None:
-        changed = item.get("result_status") != INVALID or item.get("result_error") != error
-        if changed:
-            logger.warning("the session's structured result is invalid", extra={"error": error})
-        # No summary from an invalid result, even when an earlier one was valid: the session is rewriting it. The
-        # earlier compact copy stays in the item for whoever looks.
-        return _Outcome({"result_status": INVALID, "result_error": error}, verdict=INVALID if changed else None)
+        return _invalid(item, error)
     compact = results.compact(output)
+    if compact.get("pull_request_url") not in (None, *state.pull_request_urls):
+        # The free-text link is kept only when it is one the session itself reports.
+        del compact["pull_request_url"]
     score = grade(result=output, computed=plain(item.get("computed")) or None).score
     values: dict[str, Any] = {"result_status": VALID, "postmortem_result": compact, "result_score": score}
     evidence = None
     if item.get("evidence_ids"):
         # Checked against what the data block held: a cited id it never held is made up or mistyped.
         cited, unknown = results.evidence_check(output, list(item["evidence_ids"]))
-        evidence = {"cited": cited, "unknown": unknown[: results.MAX_ITEMS]}
+        evidence = {"cited": cited, "unknown": [clean_text(ref, 100) for ref in unknown[: results.MAX_ITEMS]]}
         values["result_evidence"] = evidence
     changed = any(plain(item.get(name)) != value for name, value in values.items())
     return _Outcome(
@@ -329,6 +397,15 @@ def _result(item: Mapping[str, Any], state: SessionState, redact: tuple[str, ...
         score=score,
         evidence=evidence,
     )
+
+
+def _invalid(item: Mapping[str, Any], error: str) -> _Outcome:
+    changed = item.get("result_status") != INVALID or item.get("result_error") != error
+    if changed:
+        logger.warning("the session's structured result is invalid", extra={"error": error})
+    # No summary from an invalid result, even when an earlier one was valid: the session is rewriting it. The
+    # earlier compact copy stays in the item for whoever looks.
+    return _Outcome({"result_status": INVALID, "result_error": error}, verdict=INVALID if changed else None)
 
 
 def _summary(item: Mapping[str, Any], state: SessionState, outcome: _Outcome) -> NoteText | None:
@@ -353,12 +430,17 @@ def _changed(item: Mapping[str, Any], state: SessionState) -> bool:
     )
 
 
-def _wanted_notes(item: Mapping[str, Any], state: SessionState | None) -> list[NoteText]:
+def _wanted_notes(item: Mapping[str, Any], state: SessionState | None, links: LinkPolicy) -> list[NoteText]:
+    """The session note, if it is still missing, and a note for each pull request not posted yet (from the state
+    just read, already checked; else from the item, checked again: it may have been written before the checks)."""
     wanted = []
     if not item.get("session_note_posted_at"):
         session = recorded_session(item)
         wanted.append(session_note(session.url, session.session_id))
     posted = set(item.get("pull_request_notes_posted") or ())
-    urls = state.pull_request_urls if state is not None else tuple(item.get("pull_request_urls") or ())
+    if state is not None:
+        urls: tuple[str, ...] = state.pull_request_urls
+    else:
+        urls = tuple(filter(None, map(links.pull_request, item.get("pull_request_urls") or ())))
     wanted.extend(pull_request_note(url) for url in urls if url not in posted)
     return wanted

@@ -273,9 +273,9 @@ class Ledger:
         taken = self._hold(incident_id, lease_seconds, "", {}, {}, "take the incident's lease")
         return Held(taken.retry_after) if isinstance(taken, Refused) else taken
 
-    def note_posted(self, lease: Lease, note: NoteText, *, release: bool = False) -> None:
+    def note_posted(self, lease: Lease, note: NoteText, *, release: bool = False, user_id: str | None = None) -> None:
         """Record one posted note: the session note, a summary note, a pull request's note, or a note marked by its
-        spell or episode (notes_posted)."""
+        spell or episode (notes_posted); `user_id`, the PagerDuty user who wrote it, is kept once learned."""
         marker = note.marker
         values: dict[str, Any] = {}
         add: dict[str, set[str]] = {}
@@ -289,7 +289,9 @@ class Ledger:
             values[SUMMARY_DIGEST] = note.digest
         delete = {"notes_unconfirmed": {marker}} if marker in lease.item.get("notes_unconfirmed", ()) else None
         remove = ("claim_token", "claim_expires_at") if release else ()
-        self._write(lease, _update(values, remove=remove, add=add, delete=delete), "record a posted note")
+        keep_first = {PAGERDUTY_USER: user_id} if user_id else None
+        update = _update(values, remove=remove, add=add, delete=delete, keep_first=keep_first)
+        self._write(lease, update, "record a posted note")
 
     def note_unconfirmed(self, lease: Lease, marker: str, *, release: bool = False) -> None:
         """A note's post was sent but its answer lost: before posting it again, look for it among the notes."""
@@ -527,6 +529,8 @@ _POSTED_AT = {SESSION: "session_note_posted_at", SUMMARY: "summary_note_posted_a
 # The markers of the notes of kind MARKED that were posted; and what the last summary note was made from.
 NOTES_POSTED = "notes_posted"
 SUMMARY_DIGEST = "summary_digest"
+# The PagerDuty user the bridge's notes on the incident are written by, learned from the first one it posted.
+PAGERDUTY_USER = "pagerduty_user_id"
 
 
 def note_recorded(item: Mapping[str, Any], note: NoteText) -> bool:

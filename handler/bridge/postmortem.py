@@ -24,6 +24,7 @@ from .devin.session import Session
 from .errors import DevinOutage, DevinRefused, IncidentInFlight
 from .ledger import (
     NOT_FOUND,
+    PAGERDUTY_USER,
     STARTED,
     UNKNOWN,
     Claim,
@@ -327,16 +328,18 @@ def _post(ledger: Ledger, writer: NoteWriter, lease: Lease, wanted: Sequence[Not
             if note.marker in unsure:
                 if existing is None:
                     existing = writer.pagerduty.notes(lease.incident_id, writer.clock() + writer.call_seconds())
-                if has_marker(existing, note.marker):
+                if has_marker(existing, note.marker, user_id=lease.item.get(PAGERDUTY_USER)):
                     ledger.note_posted(lease, note, release=last)
                     continue
             try:
-                writer.pagerduty.post_note(lease.incident_id, note.content, writer.clock() + writer.call_seconds())
+                created = writer.pagerduty.post_note(
+                    lease.incident_id, note.content, writer.clock() + writer.call_seconds()
+                )
             except PagerDutyOutcomeUnknown:
                 logger.warning("a note's post was sent but its answer was lost; the next attempt looks for it first")
                 ledger.note_unconfirmed(lease, note.marker, release=True)
                 return FAILED
-            ledger.note_posted(lease, note, release=last)
+            ledger.note_posted(lease, note, release=last, user_id=_author(created))
     except PagerDutyError as error:
         logger.warning("could not post a note on the incident", extra={"reason": error.reason})
         _release(ledger, lease)
@@ -348,6 +351,14 @@ def _post(ledger: Ledger, writer: NoteWriter, lease: Lease, wanted: Sequence[Not
         _release(ledger, lease)
         return None
     return POSTED
+
+
+def _author(note: Mapping[str, Any]) -> str | None:
+    """The PagerDuty user a note the bridge posted was written by: the bridge's own user, from then on the only one
+    whose notes can carry its markers."""
+    user = note.get("user")
+    user_id = user.get("id") if isinstance(user, Mapping) else None
+    return user_id if isinstance(user_id, str) and 0 < len(user_id) <= 64 else None
 
 
 def _release(ledger: Ledger, lease: Lease) -> None:

@@ -33,6 +33,11 @@ class DevinUnavailable(DevinError):
         self.retry_after = retry_after
 
 
+class DevinUnreadable(DevinUnavailable):
+    """Devin answered 2xx with something that is not what was asked for (not JSON, nested too deep, no session):
+    unlike an outage, asking again is likely to get the same answer."""
+
+
 class DevinRejected(DevinError):
     """Nothing was created or sent: a 4xx other than 429 (credentials, permissions, the request) that an operator must
     fix. (A 404 from get_session or send_message is SessionNotFound instead.)"""
@@ -209,7 +214,7 @@ class DevinClient:
         response = self._call("GET", self._session_url(session_id), deadline, idempotent=True, session_id=session_id)
         state = _session_state(json_or_none(response))
         if state is None:
-            raise DevinUnavailable(f"Devin answered HTTP {response.status_code} without a readable session")
+            raise DevinUnreadable(f"Devin answered HTTP {response.status_code} without a readable session")
         return state
 
     def send_message(self, session_id: str, message: str, deadline: float) -> SessionState | None:

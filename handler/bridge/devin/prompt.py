@@ -4,6 +4,7 @@ and the messages that forward the incident's later events to that session."""
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,11 +12,16 @@ from typing import Any
 
 from ..pagerduty.record import IncidentRecord, as_data, data_ids
 from ..result.schema import DEFAULT_SCHEMA, load_schema
-from ..text import clean_text
-from ..webhook.event import NAME_LIMIT, TITLE_LIMIT, Incident, Note, WebhookEvent
+from ..text import plain_token
+from ..webhook.event import TIME_LIMIT, Incident, Note, WebhookEvent
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
 
 POSTMORTEM_TAG = "pagerduty-postmortem"
+# How long each plain token outside a data block may be.
+SERVICE_TOKEN_LIMIT = 64
+ID_TOKEN_LIMIT = 64
+LABEL_TOKEN_LIMIT = 32
+PATH_TOKEN_LIMIT = 200
 DATA_OPEN = "<pagerduty-incident>"
 DATA_CLOSE = "</pagerduty-incident>"
 
@@ -176,20 +182,31 @@ far. Do not conclude, and do not open the pull request, until a message says tha
 messages will bring what happens to it meanwhile (acknowledgements, notes, escalations, a reopening)."""
 
 
+# What a template's ${placeholders} may carry outside the data block: identifiers, labels and times as bounded plain
+# tokens; the service's name as a short plain phrase; never free text (the title is named, not quoted).
+TITLE_REFERENCE = 'the incident\'s title (the "title" field of the data block)'
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def time_token(value: Any) -> str:
+    """An ISO 8601 time as it may stand outside a data block, or "" when `value` is not one."""
+    token = plain_token(value, TIME_LIMIT, r"0-9TZ:.+-")
+    return token if _TIME.fullmatch(token) else ""
+
+
 def _placeholders(incident: Incident, event: WebhookEvent, postmortem_path: str) -> dict[str, str]:
-    """What a prompt template's ${placeholders} stand for: incident text, cleaned, capped and on one line."""
-    values = {
-        "service": incident.service_name,
-        "title": incident.title,
-        "incident_id": incident.id,
+    """What a prompt template's ${placeholders} stand for (docs/configuration.md, "The prompt template")."""
+    return {
+        "service": plain_token(incident.service_name, SERVICE_TOKEN_LIMIT, r"A-Za-z0-9 ._/-").strip(),
+        "title": TITLE_REFERENCE,
+        "incident_id": plain_token(incident.id, ID_TOKEN_LIMIT, r"A-Za-z0-9"),
         "incident_number": "" if incident.number is None else str(incident.number),
-        "priority": incident.priority or "",
-        "urgency": incident.urgency,
-        "created_at": incident.created_at,
-        "resolved_at": resolved_at(event) or "",
-        "postmortem_path": postmortem_path,
+        "priority": plain_token(incident.priority or "", LABEL_TOKEN_LIMIT, r"A-Za-z0-9 ._-").strip(),
+        "urgency": plain_token(incident.urgency, LABEL_TOKEN_LIMIT, r"a-z"),
+        "created_at": time_token(incident.created_at),
+        "resolved_at": time_token(resolved_at(event) or ""),
+        "postmortem_path": plain_token(postmortem_path, PATH_TOKEN_LIMIT, r"A-Za-z0-9._/-"),
     }
-    return {name: clean_text(value, TITLE_LIMIT) for name, value in values.items()}
 
 
 def _postmortem_path(rule: Rule | None) -> str:
@@ -311,7 +328,7 @@ EVENT_CLOSE = "</pagerduty-event>"
 
 def _meaning(event: WebhookEvent, incident: Incident | None, resolved_before: bool) -> str:
     """What the event means for the postmortem, in our own words (incident text only in the data block)."""
-    at = clean_text(event.occurred_at, NAME_LIMIT) or "an unknown time"
+    at = time_token(event.occurred_at) or "an unknown time"
     kind = event.event_type
     if kind == "incident.resolved" and incident is not None and incident.merged:
         return (
@@ -342,9 +359,7 @@ def _meaning(event: WebhookEvent, incident: Incident | None, resolved_before: bo
         " in the timeline.",
         "incident.acknowledged": "The incident was acknowledged: note it in the timeline.",
     }
-    return meanings.get(
-        kind, f"PagerDuty reported {clean_text(kind, NAME_LIMIT)} for the incident: note it in the timeline."
-    )
+    return meanings.get(kind, f"PagerDuty reported {_event_type(kind)} for the incident: note it in the timeline.")
 
 
 def _event_data(event: WebhookEvent, incident: Incident | None, note: Note | None) -> dict[str, Any]:
@@ -369,9 +384,14 @@ def _event_data(event: WebhookEvent, incident: Incident | None, note: Note | Non
     return {name: value for name, value in data.items() if value not in (None, "")}
 
 
+def _event_type(kind: str) -> str:
+    return plain_token(kind, LABEL_TOKEN_LIMIT * 2, r"a-z._") or "an event"
+
+
 def event_mark(event_id: str) -> str:
-    """How the message forwarding an event begins: by it the event's message is found among the session's."""
-    return f"PagerDuty event {clean_text(event_id, NAME_LIMIT)} ("
+    """How the message forwarding an event begins: by it the event's message is found among the session's. The id
+    stands outside the data block, so only as a plain token."""
+    return f"PagerDuty event {plain_token(event_id, ID_TOKEN_LIMIT, r'A-Za-z0-9_-') or 'without an id'} ("
 
 
 def build_message(
@@ -387,10 +407,9 @@ def build_message(
     data = _event_data(event, incident, note)
     if record is not None:
         data.update(as_data(record))
-    who = clean_text(event.agent, NAME_LIMIT) or "PagerDuty"
     lines = [
-        f"{event_mark(event.id)}{clean_text(event.event_type, NAME_LIMIT)}) for this"
-        f" incident, at {clean_text(event.occurred_at, NAME_LIMIT) or 'an unknown time'}, by {who}.",
+        f"{event_mark(event.id)}{_event_type(event.event_type)}) for this incident, at"
+        f' {time_token(event.occurred_at) or "an unknown time"}; who or what caused it is in the data ("by").',
         _meaning(event, incident, resolved_before),
         "If you have already received a message with this event id, it is a repeat: ignore it.",
         "",

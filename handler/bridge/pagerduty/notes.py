@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..text import clean_text
+from ..text import echoed as _field
 
 MARKER_PREFIX = "pagerduty-postmortem"
 SESSION = "session"
@@ -38,7 +38,11 @@ class NoteText:
 
 
 def _link(session_url: str | None, session_id: str) -> str:
-    return session_url or f"Devin session {session_id}"
+    """The session's link when Devin gave an https one of plain characters; else its id, in words."""
+    url = session_url or ""
+    if url.startswith("https://") and url.isascii() and url.isprintable() and " " not in url and len(url) <= 500:
+        return url
+    return f"Devin session {_field(session_id, 100)}"
 
 
 def session_note(session_url: str | None, session_id: str) -> NoteText:
@@ -80,7 +84,7 @@ def _evidence_line(evidence: Mapping[str, Any] | None) -> list[str]:
     cited, unknown = int(evidence.get("cited") or 0), list(evidence.get("unknown") or ())
     if not unknown:
         return [f"Evidence: {cited} citations, every id found in PagerDuty's record."]
-    shown = ", ".join(clean_text(reference, 60) for reference in unknown[:5])
+    shown = ", ".join(_field(reference, 60) for reference in unknown[:5])
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
     return [f"Evidence: {cited} citations; {len(unknown)} not in PagerDuty's record: {shown}{more}. Check them."]
 
@@ -106,15 +110,17 @@ def summary_note(
         "Postmortem summary (drafted by Devin):"
         if update is None
         else "Postmortem summary, updated (drafted by Devin):",
-        clean_text(result["summary"], _LINE_LIMIT),
-        f"Root cause ({clean_text(root['confidence'], 20)}): {clean_text(root['statement'], _LINE_LIMIT)}",
+        _field(result["summary"], _LINE_LIMIT),
+        f"Root cause ({_field(root['confidence'], 20)}): {_field(root['statement'], _LINE_LIMIT)}",
     ]
     items = [
-        f"- [{clean_text(item['priority'], 10)} {clean_text(item['type'], 20)}] {clean_text(item['title'], 200)}"
-        f" (owner: {clean_text(item['owner'], 100)})"
+        f"- [{_field(item['priority'], 10)} {_field(item['type'], 20)}] {_field(item['title'], 200)}"
+        f" (owner: {_field(item['owner'], 100)})"
         for item in result["action_items"]
     ]
-    urls = list(pull_request_urls) or ([result["pull_request_url"]] if result.get("pull_request_url") else [])
+    # Only links the session itself reports (the caller passes them through the link policy): the result's
+    # free-text pull_request_url is kept only when it is one of them.
+    urls = list(pull_request_urls)
     tail = [
         f"Pull request: {urls[0]}" if urls else "Pull request: none yet",
         *([f"Rubric score: {score} (docs/postmortem-rubric.md)"] if score else []),
@@ -140,6 +146,18 @@ def summary_note(
     return NoteText(marker, content, kind=SUMMARY if update is None else MARKED, digest=result_digest(result))
 
 
-def has_marker(notes: Iterable[Mapping[str, Any]], marker: str) -> bool:
-    """True when one of PagerDuty's notes (raw, as GET /incidents/{id}/notes lists them) carries `marker`."""
-    return any(isinstance(note, Mapping) and marker in str(note.get("content") or "") for note in notes)
+def has_marker(notes: Iterable[Mapping[str, Any]], marker: str, user_id: str | None = None) -> bool:
+    """True when one of PagerDuty's notes (raw, as GET /incidents/{id}/notes lists them) is a note of the bridge's
+    carrying `marker`: its exact last line, and, when the bridge knows its own PagerDuty user (`user_id`, learned
+    from a note it posted), written by that user. A marker quoted anywhere else, or in someone else's note, does not
+    count."""
+    for note in notes:
+        if not isinstance(note, Mapping):
+            continue
+        lines = str(note.get("content") or "").strip().splitlines()
+        if not lines or lines[-1].strip() != marker:
+            continue
+        user = note.get("user")
+        if user_id is None or (isinstance(user, Mapping) and user.get("id") == user_id):
+            return True
+    return False

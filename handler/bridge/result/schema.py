@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..text import clean_text
+from ..text import clean_text, echoed
 
 DEFAULT_SCHEMA = "default"
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("postmortem.schema.json")
@@ -169,12 +169,13 @@ def validation_error(result: Any, schema_name: str = DEFAULT_SCHEMA) -> str | No
     try:
         _validator(json.dumps(schema, sort_keys=True))(result)
     except fastjsonschema.JsonSchemaValueException as error:
-        return clean_text(error.message, ERROR_LIMIT)
+        return echoed(error.message, ERROR_LIMIT)
     return None
 
 
 def _text(value: Any, limit: int) -> str:
-    return clean_text(value, limit)
+    """A result's text as the ledger keeps it: no look-alike of the bridge's markers, no link, on one line, capped."""
+    return echoed(value, limit)
 
 
 def compact(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,7 +198,7 @@ def compact(result: Mapping[str, Any]) -> dict[str, Any]:
         kept["action_items_omitted"] = len(items) - MAX_ITEMS
     url = result.get("pull_request_url")
     if isinstance(url, str) and url:
-        kept["pull_request_url"] = _text(url, 2048)
+        kept["pull_request_url"] = clean_text(url, 2048)  # kept only if the session reports it (follow.py)
     return kept
 
 
@@ -226,21 +227,40 @@ def evidence_check(result: Mapping[str, Any], known_ids: Iterator[str] | list[st
     return len(cited), unknown
 
 
-REDACTED = "[redacted]"
+# How deep and how large a result may be before anything walks it: the schema's own shapes are a few levels deep;
+# extra properties are allowed, so a result may be anything, and must not be able to cost more than this.
+MAX_DEPTH = 32
+MAX_NODES = 20_000
 
 
-def redacted(value: Any, secrets: Iterator[str] | tuple[str, ...] | list[str]) -> Any:
-    """`value` with every occurrence of a secret in its strings replaced: what Devin writes is passed on to the
-    ledger and the incident, and must never carry one of the bridge's own secrets there."""
-    secrets = tuple(secret for secret in secrets if secret)
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, Mapping):
-        return {key: redacted(child, secrets) for key, child in value.items()}
-    if isinstance(value, list):
-        return [redacted(child, secrets) for child in value]
-    return value
+class Unreadable(ValueError):
+    """A result too deep or too large to walk; str() says which, in the bridge's own words."""
+
+
+def scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
+    """A copy of `value` (what JSON gives: dicts, lists, strings, numbers, booleans, None) with every string, keys
+    too, passed through `scrub` (scrub.Scrubber.text: normalised, the secrets taken out). Walked without recursion,
+    and refused (Unreadable) past MAX_DEPTH levels or MAX_NODES values, before anything else looks at it."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 1)]
+    nodes = 0
+    while stack:
+        source, parent, key, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise Unreadable(f"the result has more than {MAX_NODES} values; it is not read")
+        if depth > MAX_DEPTH:
+            raise Unreadable(f"the result is nested deeper than {MAX_DEPTH} levels; it is not read")
+        if isinstance(source, Mapping):
+            names = [(scrub(name) if isinstance(name, str) else str(name), child) for name, child in source.items()]
+            copied: Any = dict.fromkeys(name for name, _ in names)  # the keys in their order; filled as walked
+            stack.extend((child, copied, name, depth + 1) for name, child in names)
+        elif isinstance(source, list):
+            copied = [None] * len(source)
+            stack.extend((child, copied, index, depth + 1) for index, child in enumerate(source))
+        elif isinstance(source, str):
+            copied = scrub(source)
+        else:
+            copied = source
+        parent[key] = copied
+    return root[0]
