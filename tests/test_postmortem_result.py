@@ -26,6 +26,23 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
+def without_comments(value: Any) -> Any:
+    """A schema as the bridge sends it: the maintainers' $comments taken out."""
+    if isinstance(value, dict):
+        return {key: without_comments(child) for key, child in value.items() if key != "$comment"}
+    if isinstance(value, list):
+        return [without_comments(child) for child in value]
+    return value
+
+
+def comments(value: Any) -> int:
+    if isinstance(value, dict):
+        return ("$comment" in value) + sum(comments(child) for child in value.values())
+    if isinstance(value, list):
+        return sum(comments(child) for child in value)
+    return 0
+
+
 def refs(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for key, child in value.items():
@@ -61,17 +78,45 @@ def test_the_schema_requires_exactly_summary_root_cause_and_action_items() -> No
     assert item["properties"]["priority"]["enum"] == ["P0", "P1", "P2", "P3"]
 
 
-def test_the_three_required_fields_alone_make_a_valid_result() -> None:
+def test_the_three_required_fields_make_a_valid_result_with_one_action_item_and_a_hypothesis_without_evidence():
+    item = valid_result()["action_items"][0]
     minimal = {
         "summary": "s",
         "root_cause": {"statement": "r", "confidence": "hypothesis", "evidence": []},
-        "action_items": [],
+        "action_items": [item],
     }
 
     jsonschema.Draft7Validator(schema()).validate(minimal)
     jsonschema.Draft7Validator(schema()).validate(valid_result())
     assert results.validation_error(minimal) is None
     assert results.validation_error(valid_result()) is None
+
+
+@pytest.mark.parametrize(
+    ("root_cause", "action_items", "words"),
+    [
+        ({"statement": "r", "confidence": "confirmed", "evidence": []}, "one", "evidence must contain at least 1"),
+        ({"statement": "r", "confidence": "likely", "evidence": []}, "one", "evidence must contain at least 1"),
+        ({"statement": "r", "confidence": "hypothesis", "evidence": []}, "none", "action_items must contain at least"),
+    ],
+)
+def test_version_2_asks_for_evidence_and_an_action_item_and_version_1_sessions_still_validate(
+    root_cause: dict[str, Any], action_items: str, words: str
+) -> None:
+    items = [valid_result()["action_items"][0]] if action_items == "one" else []
+    loose = {"summary": "s", "root_cause": root_cause, "action_items": items}
+
+    assert words in (results.validation_error(loose) or "")
+    assert words in (results.validation_error(loose, results.DEFAULT_SCHEMA, 2) or "")
+    # A session created with version 1 is checked against version 1: not marked invalid by the upgrade.
+    assert results.validation_error(loose, results.DEFAULT_SCHEMA, 1) is None
+
+
+def test_the_schema_sent_to_devin_carries_no_maintainers_comment() -> None:
+    assert comments(schema()) > 0
+    assert comments(results.load_schema()) == 0
+    assert results.load_schema() == without_comments(schema())
+    assert "$comment" not in json.dumps(results.load_schema(results.DEFAULT_SCHEMA, 1))
 
 
 def test_the_optional_parts_the_issue_names_are_in_the_schema() -> None:
@@ -171,7 +216,7 @@ def test_a_create_request_without_any_new_setting_carries_the_schema_and_todays_
     body = created_body(invoke, devin)
 
     assert set(body) == {"prompt", "title", "tags", "structured_output_schema"}
-    assert body["structured_output_schema"] == schema()
+    assert body["structured_output_schema"] == without_comments(schema())
     assert "fill in the structured output" in body["prompt"]
 
 
@@ -194,7 +239,7 @@ def test_a_prompt_template_cannot_remove_the_schema_or_what_the_result_needs(sec
     body = created_body(invoke, devin)
 
     assert "Write a postmortem for Checkout API. Nothing else." in body["prompt"]
-    assert body["structured_output_schema"] == schema()
+    assert body["structured_output_schema"] == without_comments(schema())
     assert "fill in the structured output" in body["prompt"]
 
 
@@ -207,7 +252,7 @@ def test_a_rule_with_its_own_instructions_still_sends_the_schema(secrets, invoke
 
     body = created_body(invoke, devin)
 
-    assert body["structured_output_schema"] == schema()
+    assert body["structured_output_schema"] == without_comments(schema())
     assert "Check the earlier postmortems under pm/checkout/" in body["prompt"]
 
 
@@ -216,7 +261,8 @@ def test_a_rule_may_name_its_own_schema_that_keeps_the_required_part(secrets, in
 
     sent = created_body(invoke, devin)["structured_output_schema"]
 
-    assert sent == json.loads((results.RULE_SCHEMA_DIR / EXAMPLE_RULE_SCHEMA).read_text(encoding="utf-8"))
+    rule_file = json.loads((results.RULE_SCHEMA_DIR / EXAMPLE_RULE_SCHEMA).read_text(encoding="utf-8"))
+    assert sent == without_comments(rule_file)
     assert "customer_communication" in sent["properties"]
     assert sent["required"][:3] == ["summary", "root_cause", "action_items"]
 

@@ -373,7 +373,8 @@ def _result(item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, *,
         return _Outcome(
             {}, compact=plain(earlier), score=item.get("result_score"), evidence=plain(item.get("result_evidence"))
         )
-    error = results.validation_error(output, schema)
+    version = int(item.get("result_schema_version") or 1)  # items from before versions were recorded: version 1
+    error = results.validation_error(output, schema, version)
     if error is not None:
         return _invalid(item, error)
     compact = results.compact(output)

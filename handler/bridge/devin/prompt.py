@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..pagerduty.record import IncidentRecord, as_data, data_ids
-from ..result.schema import DEFAULT_SCHEMA, load_schema
+from ..result.schema import DEFAULT_SCHEMA, SCHEMA_VERSION, load_schema
 from ..text import plain_token
 from ..webhook.event import TIME_LIMIT, Incident, Note, WebhookEvent
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
@@ -76,6 +76,9 @@ class SessionRequest:
         details: dict[str, Any] = {}
         if self.schema_name:
             details["result_schema"] = self.schema_name
+            if self.schema_name == DEFAULT_SCHEMA:
+                # So that the session is checked against the schema it was created with, across upgrades.
+                details["result_schema_version"] = SCHEMA_VERSION
         if self.computed:
             details["computed"] = dict(self.computed)
         if self.evidence_ids:

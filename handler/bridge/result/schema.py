@@ -19,6 +19,12 @@ from ..text import clean_text, echoed
 
 DEFAULT_SCHEMA = "default"
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("postmortem.schema.json")
+# The default schema's versions: a session is checked against the one it was created with (the ledger's
+# result_schema_version; absent: 1, from before versions were recorded). Version 2 asks for evidence (an action
+# item at least, evidence for a cause that is not a hypothesis) and adds resolution, evidence_gaps, tracking_url
+# and document_url.
+SCHEMA_VERSION = 2
+SCHEMA_VERSIONS = {1: Path(__file__).with_name("postmortem-v1.schema.json"), SCHEMA_VERSION: DEFAULT_SCHEMA_PATH}
 # Where the schemas that routing rules name (`output_schema`) live in the deployed package: handler/schemas/.
 RULE_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 RULE_SCHEMA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.json")
@@ -53,14 +59,24 @@ def _read(path: Path) -> dict[str, Any]:
         raise SchemaProblem(f"{path.name} is not a readable JSON file ({type(error).__name__})") from None
     if not isinstance(document, dict):
         raise SchemaProblem(f"{path.name} is not a JSON object")
-    return document
+    return _without_comments(document)
+
+
+def _without_comments(value: Any) -> Any:
+    """`value` without its maintainers' `$comment`s: they are notes for us, not instructions for Devin."""
+    if isinstance(value, dict):
+        return {key: _without_comments(child) for key, child in value.items() if key != "$comment"}
+    if isinstance(value, list):
+        return [_without_comments(child) for child in value]
+    return value
 
 
 @functools.cache
-def load_schema(name: str = DEFAULT_SCHEMA) -> Mapping[str, Any]:
-    """The schema called `name`: DEFAULT_SCHEMA, or a file in handler/schemas/ that check_schema accepts."""
+def load_schema(name: str = DEFAULT_SCHEMA, version: int | None = None) -> Mapping[str, Any]:
+    """The schema called `name`: DEFAULT_SCHEMA (at `version`, the current one by default), or a file in
+    handler/schemas/ that check_schema accepts. Without its `$comment`s."""
     if name == DEFAULT_SCHEMA:
-        return _read(DEFAULT_SCHEMA_PATH)
+        return _read(SCHEMA_VERSIONS.get(version or SCHEMA_VERSION, DEFAULT_SCHEMA_PATH))
     if not RULE_SCHEMA_NAME.fullmatch(name):
         raise SchemaProblem("must be a file name such as payments.schema.json (letters, digits, _ . -)")
     document = _read(RULE_SCHEMA_DIR / name)
@@ -135,11 +151,17 @@ def schema_problem(document: Mapping[str, Any]) -> str | None:
     missing = [name for name in REQUIRED if not isinstance(required, list) or name not in required]
     if missing:
         return f"must require {', '.join(missing)} (the bridge reads them from every result)"
-    default = load_schema(DEFAULT_SCHEMA)
     properties = document.get("properties") if isinstance(document.get("properties"), Mapping) else {}
     for name in REQUIRED:
-        if _resolved(document, properties.get(name)) != _resolved(default, default["properties"][name]):
-            return f'must keep "{name}" as the default schema (handler/bridge/result/postmortem.schema.json) defines it'
+        shapes = []
+        for version in SCHEMA_VERSIONS:
+            default = load_schema(DEFAULT_SCHEMA, version)
+            shapes.append(_resolved(default, default["properties"][name]))
+        if _resolved(document, _without_comments(properties.get(name))) not in shapes:
+            return (
+                f'must keep "{name}" as a version of the default schema defines it'
+                " (handler/bridge/result/postmortem.schema.json, or postmortem-v1.schema.json)"
+            )
     return None
 
 
@@ -151,8 +173,9 @@ def _validator(schema_text: str) -> Any:
     return fastjsonschema.compile(json.loads(schema_text))
 
 
-def validation_error(result: Any, schema_name: str = DEFAULT_SCHEMA) -> str | None:
-    """Why `result` does not satisfy the schema called `schema_name`, in one capped line; None when it does."""
+def validation_error(result: Any, schema_name: str = DEFAULT_SCHEMA, version: int | None = None) -> str | None:
+    """Why `result` does not satisfy the schema called `schema_name` (the default one at `version`), in one capped
+    line; None when it does."""
     import fastjsonschema
 
     try:
@@ -162,7 +185,7 @@ def validation_error(result: Any, schema_name: str = DEFAULT_SCHEMA) -> str | No
     if size > RESULT_LIMIT:
         return f"the result is {size} bytes; at most {RESULT_LIMIT} are read"
     try:
-        schema = load_schema(schema_name)
+        schema = load_schema(schema_name, version if schema_name == DEFAULT_SCHEMA else None)
     except SchemaProblem:
         # The rule's schema left the package since the session started: the default one has the same required part.
         schema = load_schema(DEFAULT_SCHEMA)
