@@ -225,7 +225,7 @@ def test_the_prompt_says_what_the_result_needs_outside_the_data_block(secrets, i
     outside = prompt.split("</pagerduty-incident>", 1)[1]
 
     for words in (
-        'Cite evidence by the "id" of entries in the data block',
+        'Cite an entry of the data block by its "id"; cite anything outside it',
         "Keep the trigger (root_cause) apart from the contributing factors",
         "Stay blameless",
         "Check the earlier postmortems under docs/postmortems/",

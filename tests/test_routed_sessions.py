@@ -60,8 +60,10 @@ def test_a_matching_rules_fields_reach_devins_create_request(secrets, invoke, de
         f"pagerduty-incident:{INCIDENT}",
         "team:payments",
     ]
-    assert "docs/postmortems/payments/<created_at date" in body["prompt"]
-    assert "docs/postmortems/<created_at" not in body["prompt"]
+    # The bridge works out the file's path and gives it verbatim (issue 23), in the rule's folder.
+    path = "docs/postmortems/payments/2026-03-14-incident-1042-checkout-api-5xx-error-rate-above-5-payments-failing.md"
+    assert f"\n  {path}\n" in body["prompt"]
+    assert "docs/postmortems/2026" not in body["prompt"]
 
 
 def test_no_matching_rule_means_todays_request(secrets, invoke, devin) -> None:
@@ -72,7 +74,8 @@ def test_no_matching_rule_means_todays_request(secrets, invoke, devin) -> None:
     # Today's request, and the default schema every request carries since issue 14.
     assert set(body) == {"prompt", "title", "tags", "structured_output_schema"}
     assert body["structured_output_schema"] == load_schema()  # the file, without its $comments
-    assert "docs/postmortems/<created_at date" in body["prompt"]
+    path = "docs/postmortems/2026-03-14-incident-1042-checkout-api-5xx-error-rate-above-5-payments-failing.md"
+    assert f"adds exactly this file:\n  {path}\n" in body["prompt"]
 
 
 def test_a_skip_rule_is_ignored_naming_the_rule_without_touching_the_ledger(secrets, invoke, devin, aws_calls):

@@ -294,7 +294,7 @@ def test_a_typo_in_a_match_key_names_the_rule_and_suggests_the_key() -> None:
 def test_an_unknown_key_without_a_near_miss_lists_the_known_ones() -> None:
     message = rejection({"rules": [{"name": "a", "owner": "me"}]})
 
-    assert message.startswith('rules[0] "a": unknown key "owner" (expected one of: "instructions", "knowledge_ids"')
+    assert message.startswith('rules[0] "a": unknown key "owner" (expected one of: "action_items_to", "instructions"')
 
 
 @pytest.mark.parametrize(
@@ -430,6 +430,7 @@ def test_the_placeholders_are_the_documented_ones() -> None:
         "created_at",
         "resolved_at",
         "postmortem_path",
+        "postmortem_file",
     } == PLACEHOLDERS
 
 

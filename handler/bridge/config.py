@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +27,15 @@ def _http_url(name: str, value: str) -> str:
     if scheme.lower() not in ("http", "https") or not rest.strip("/"):
         raise ConfigurationError(f"{name} must be an http(s) URL")
     return value.rstrip("/")
+
+
+def _repository(value: str) -> str | None:
+    """An owner/name repository, or None when unset."""
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+        raise ConfigurationError("POSTMORTEM_REPO must be a repository as owner/name, such as acme/postmortems")
+    return value
 
 
 def _labels(value: str) -> frozenset[str] | None:
@@ -59,6 +69,10 @@ class Settings:
     ask_for_missing_result: bool = False
     # Self-hosted code hosts whose pull requests may be linked on the incident, beside the public ones.
     pull_request_hosts: frozenset[str] = frozenset()
+    # The repository postmortems go to when no routing rule names one (owner/name); None: Devin finds the team's.
+    postmortem_repo: str | None = None
+    # How far before the incident was created the evidence window and the timeline start.
+    timeline_lookback_minutes: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -75,9 +89,11 @@ class Settings:
             follow_up_days = float(_get(env, "FOLLOW_UP_DAYS", "7"))
             read_seconds = float(_get(env, "PAGERDUTY_READ_SECONDS", "3"))
             max_event_age_hours = float(_get(env, "MAX_EVENT_AGE_HOURS", "72"))
+            lookback = int(_get(env, "TIMELINE_LOOKBACK_MINUTES", "30"))
         except ValueError as error:
             raise ConfigurationError(
-                "LEDGER_RETENTION_DAYS and POWERTOOLS_PARAMETERS_MAX_AGE must be integers, FOLLOW_UP_DAYS, "
+                "LEDGER_RETENTION_DAYS, POWERTOOLS_PARAMETERS_MAX_AGE and TIMELINE_LOOKBACK_MINUTES must be integers, "
+                "FOLLOW_UP_DAYS, "
                 "PAGERDUTY_READ_SECONDS and MAX_EVENT_AGE_HOURS numbers"
             ) from error
         if not 0 <= read_seconds <= 4:
@@ -103,4 +119,6 @@ class Settings:
             max_event_age_hours=max(max_event_age_hours, 0.0),
             ask_for_missing_result=_get(env, "ASK_FOR_MISSING_RESULT", "false").lower() == "true",
             pull_request_hosts=_csv(_get(env, "PULL_REQUEST_HOSTS", "")),
+            postmortem_repo=_repository(_get(env, "POSTMORTEM_REPO", "")),
+            timeline_lookback_minutes=min(max(lookback, 0), 1440),
         )

@@ -70,6 +70,8 @@ def handle(delivery: Delivery, rule: Rule | None, invocation: Invocation) -> Out
         pagerduty,
         settings.pagerduty_read_seconds,
         prompt_template=invocation.setup.prompt_template if invocation.setup is not None else None,
+        postmortem_repo=settings.postmortem_repo,
+        lookback_minutes=settings.timeline_lookback_minutes,
         on_unavailable=invocation.on_unavailable,
     )
     forwarding = None

@@ -12,7 +12,7 @@ from ..pagerduty.client import PagerDutyClient, read_record
 from ..pagerduty.record import IncidentRecord
 from ..webhook.event import Incident, WebhookEvent, read_note
 from ..webhook.policy import Delivery
-from .prompt import SessionRequest, build_message, build_session_request, resolved_at
+from .prompt import LOOKBACK_MINUTES, SessionRequest, build_message, build_session_request, resolved_at
 from .routing import Rule
 
 RECORD_PARTS = ("log_entries", "alerts", "notes", "change_events", "past_incidents")
@@ -24,13 +24,24 @@ class Composer:
     pagerduty: PagerDutyClient | None  # None: no PagerDuty key, no PagerDuty request
     read_seconds: float
     prompt_template: str | None = None
+    # The deployment's repository for postmortems (PostmortemRepo), and how far before the incident the evidence
+    # window starts (TimelineLookbackMinutes).
+    postmortem_repo: str | None = None
+    lookback_minutes: int = LOOKBACK_MINUTES
     # Told about each part of the record that could not be read: (part, plain-words reason).
     on_unavailable: Callable[[str, str], None] = lambda part, reason: None
 
     def session_request(self, incident: Incident, event: WebhookEvent, rule: Rule | None = None) -> SessionRequest:
         record = self._record(incident.id, created_at=incident.created_at, resolved_at=resolved_at(event))
         return build_session_request(
-            incident, event, self.playbook_id, record, rule=rule, template=self.prompt_template
+            incident,
+            event,
+            self.playbook_id,
+            record,
+            rule=rule,
+            template=self.prompt_template,
+            postmortem_repo=self.postmortem_repo,
+            lookback_minutes=self.lookback_minutes,
         )
 
     def message(self, delivery: Delivery, item: Mapping[str, Any]) -> str:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import re
 import string
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..pagerduty.record import IncidentRecord, as_data, data_ids
 from ..result.schema import DEFAULT_SCHEMA, SCHEMA_VERSION, load_schema
 from ..text import plain_token
 from ..webhook.event import TIME_LIMIT, Incident, Note, WebhookEvent
+from .destination import Destination, destination, paragraph
 from .routing import DEFAULT_POSTMORTEM_PATH, Rule
 
 POSTMORTEM_TAG = "pagerduty-postmortem"
@@ -56,6 +59,8 @@ class SessionRequest:
     schema_name: str | None = None
     computed: Mapping[str, Any] | None = None
     evidence_ids: tuple[str, ...] = ()
+    # The hosts of the wiki and the tracker the rule names: the summary note may link pages and tickets there.
+    link_hosts: tuple[str, ...] = ()
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": self.prompt, "title": self.title, "tags": list(self.tags)}
@@ -83,6 +88,8 @@ class SessionRequest:
             details["computed"] = dict(self.computed)
         if self.evidence_ids:
             details["evidence_ids"] = list(self.evidence_ids)
+        if self.link_hosts:
+            details["link_hosts"] = list(self.link_hosts)
         return details
 
 
@@ -113,23 +120,45 @@ def _data_block(incident: Incident, event: WebhookEvent, record: IncidentRecord 
     return _escaped(facts)
 
 
+# The postmortem's sections, in the order the prompt asks for them. (Until the rubric defines them with its criteria,
+# this list is theirs: docs/postmortem-rubric.md.)
+SECTIONS = (
+    "summary",
+    "impact",
+    "detection",
+    "response times",
+    "timeline",
+    "resolution",
+    "root cause and contributing factors",
+    "what went well",
+    "what went poorly",
+    "where we got lucky",
+    "recurrence",
+    "action items",
+    "evidence gaps",
+)
+# How far before the incident was created the evidence and the timeline start, unless the deployment says
+# otherwise (TimelineLookbackMinutes).
+LOOKBACK_MINUTES = 30
+
 INSTRUCTIONS = """\
 Work through these steps:
 1. Evidence. Using the observability MCP integrations available to you (Datadog, Sentry), pull logs, metrics,
-   error events and traces for the service named in the data, over the incident window: from 30 minutes before
-   created_at until resolved_at.
+   error events and traces for the service named in the data, over the incident window: from ${window_start}
+   (${lookback} minutes before created_at) until resolved_at.
 2. Changes. Look for what changed in and just before that window: deploys, merged pull requests, configuration
    and feature-flag changes, infrastructure changes, and failures of upstream dependencies.
-3. Timeline. Build a timeline in UTC from the first alert to resolution; every entry cites its source (a log line,
-   a metric, a deploy, a pull request, an alert).
-4. Root cause. Name the root cause and the contributing factors, grounded in that evidence. Say plainly what the
+3. Timeline. Build a timeline in UTC from the earliest relevant change or alert in that window (which may come
+   before the first page) to the resolution.
+4. Root cause. Name the trigger and the contributing factors, grounded in that evidence. Say plainly what the
    evidence shows and what is inferred, and what evidence was missing.
-5. Impact. Who and what was affected, how, and for how long.
-6. Action items. Concrete, each with an owner placeholder, a priority and how to verify it is done.
-7. Write a blameless postmortem in Markdown (summary, impact, timeline, root cause, contributing factors, what went
-   well, what went poorly, action items, links) and open it as a pull request that adds
-   docs/postmortems/<created_at date as YYYY-MM-DD>-incident-<incident_number>.md. Put the PR link in your final
-   message."""
+5. Impact. Who and what was affected, how much (a number, or an estimate labelled as one with its basis), and for
+   how long.
+6. Detection and resolution. How and when the incident was noticed, and what would have noticed it sooner; what
+   ended it, and when.
+7. Action items. At least one that would prevent the trigger or its kind; each with an owner, a priority and how
+   to verify it is done.
+${sections}"""
 
 
 _PART_NAMES = (
@@ -147,8 +176,7 @@ def record_paragraph(record: IncidentRecord) -> list[str]:
     lines = [
         'The data also holds PagerDuty\'s own record of the incident: "timeline" (its log entries in time order, in',
         'UTC: what happened, who, through which channel), "alerts" (severity, status, summary, custom details) and',
-        '"notes" (what responders wrote). Ground the timeline in these entries and cite each one you use by its time',
-        "and what happened.",
+        '"notes" (what responders wrote). Ground the timeline in these entries and cite each one you use by its "id".',
     ]
     if record.change_events is not None or record.past_incidents is not None:
         lines.append(
@@ -197,7 +225,7 @@ def time_token(value: Any) -> str:
     return token if _TIME.fullmatch(token) else ""
 
 
-def _placeholders(incident: Incident, event: WebhookEvent, postmortem_path: str) -> dict[str, str]:
+def _placeholders(incident: Incident, event: WebhookEvent, postmortem_path: str, file: str) -> dict[str, str]:
     """What a prompt template's ${placeholders} stand for (docs/configuration.md, "The prompt template")."""
     return {
         "service": plain_token(incident.service_name, SERVICE_TOKEN_LIMIT, r"A-Za-z0-9 ._/-").strip(),
@@ -209,6 +237,7 @@ def _placeholders(incident: Incident, event: WebhookEvent, postmortem_path: str)
         "created_at": time_token(incident.created_at),
         "resolved_at": time_token(resolved_at(event) or ""),
         "postmortem_path": plain_token(postmortem_path, PATH_TOKEN_LIMIT, r"A-Za-z0-9._/-"),
+        "postmortem_file": plain_token(file, PATH_TOKEN_LIMIT, r"A-Za-z0-9._/-"),
     }
 
 
@@ -216,14 +245,56 @@ def _postmortem_path(rule: Rule | None) -> str:
     return (rule.postmortem_path if rule is not None else None) or DEFAULT_POSTMORTEM_PATH
 
 
-def instructions(incident: Incident, event: WebhookEvent, rule: Rule | None = None, template: str | None = None) -> str:
+def _window_start(created_at: str, lookback_minutes: int) -> str:
+    """The time the evidence window starts, as a plain UTC token; "" when created_at is not a time."""
+    try:
+        created = datetime.fromisoformat(time_token(created_at).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    start = created.astimezone(UTC) - timedelta(minutes=lookback_minutes)
+    return start.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def instructions(
+    incident: Incident,
+    event: WebhookEvent,
+    rule: Rule | None = None,
+    template: str | None = None,
+    *,
+    where: Destination | None = None,
+    lookback_minutes: int = LOOKBACK_MINUTES,
+) -> str:
     """The numbered instructions: the rule's, else the deployment's prompt template, else the built-in ones."""
-    path = _postmortem_path(rule)
+    where = where or destination(incident, rule)
     chosen = (rule.instructions if rule is not None else None) or template
     if chosen is None:
-        return INSTRUCTIONS.replace(DEFAULT_POSTMORTEM_PATH, path)
+        return string.Template(INSTRUCTIONS).substitute(
+            window_start=_window_start(incident.created_at, lookback_minutes) or "the incident window's start",
+            lookback=lookback_minutes,
+            sections=textwrap.fill(
+                "8. Write a blameless postmortem in Markdown with these sections, each filled in: "
+                + ", ".join(SECTIONS)
+                + ".",
+                width=115,
+                subsequent_indent="   ",
+            ),
+        )
     # routing.check_template has made sure that every placeholder is known and the syntax valid.
-    return string.Template(chosen).substitute(_placeholders(incident, event, path))
+    return string.Template(chosen).substitute(_placeholders(incident, event, _postmortem_path(rule), where.path))
+
+
+# What the prompt always says of how to work, like the data block: a real agent meets missing integrations and
+# evidence, and must neither wait for a person nor act beyond the postmortem.
+WORKING_RULES = (
+    "Working rules:",
+    "- When an integration (Datadog, Sentry, a repository) or a piece of evidence cannot be reached, say so in",
+    "  evidence_gaps and carry on with what you have. Never wait for a person to answer.",
+    "- Change nothing but the postmortem (and the tickets, when asked for): no deploys, rollbacks, configuration",
+    "  changes, and no messages to people.",
+    '- Cite an entry of the data block by its "id"; cite anything outside it (a log line, a metric, a deploy, a',
+    "  pull request) by a link.",
+    "- Open one pull request (or publish one page, when asked to), fill in the structured output, then stop.",
+)
 
 
 def result_paragraph(record: IncidentRecord | None, postmortem_path: str) -> list[str]:
@@ -232,11 +303,11 @@ def result_paragraph(record: IncidentRecord | None, postmortem_path: str) -> lis
     lines = [
         "When the postmortem is done, fill in the structured output (its schema came with this session) as your",
         "final result: summary, root_cause (statement, confidence: confirmed, likely or hypothesis, and evidence) and",
-        "action_items (title; type: prevent, mitigate, detect or process; priority P0-P3; owner; how to verify it) are",
-        "required, and the rest (impact, detection, timeline, contributing factors, changes, response times, what went",
-        "well, what went poorly, where you got lucky, recurrence, pull_request_url) as far as the evidence goes.",
-        '- Cite evidence by the "id" of entries in the data block, or by links to logs, metrics, deploys and pull',
-        "  requests.",
+        "action_items (at least one; title; type: prevent, mitigate, detect or process; priority P0-P3; owner; how to",
+        "verify it) are required, and the rest (impact, detection, timeline, contributing factors, changes, response",
+        "times, what went well, what went poorly, where you got lucky, recurrence, resolution, evidence_gaps,",
+        "pull_request_url, document_url, each action item's tracking_url) as far as the evidence goes.",
+        "- A root cause that is confirmed or likely cites its evidence; one without evidence is a hypothesis.",
         "- Keep the trigger (root_cause) apart from the contributing factors, each with its confidence.",
         "- Stay blameless: say what the systems and processes allowed, never who is at fault.",
         "- Quantify the impact, or give an estimate labelled as one with its basis.",
@@ -266,16 +337,20 @@ def build_session_request(
     *,
     rule: Rule | None = None,
     template: str | None = None,
+    postmortem_repo: str | None = None,
+    lookback_minutes: int = LOOKBACK_MINUTES,
 ) -> SessionRequest:
-    """The create request. Without `record` (no PagerDuty key), `rule` and `template`, and for a resolved incident,
-    it is exactly what it was before those existed.
+    """The create request: the prompt, and the fields a routing rule adds. `postmortem_repo` is the deployment's
+    repository for postmortems (PostmortemRepo), when a rule does not name one.
 
     Whatever the rule or template say, the function's own parts stay: the data-block preamble and the delimited,
-    sanitised data block, the "still open" notice of an early start, and the request to cite PagerDuty's record.
+    sanitised data block, the "still open" notice of an early start, the request to cite PagerDuty's record, where
+    the draft goes, the working rules, and what the structured result needs.
     """
     resolved = event.event_type == "incident.resolved"
     what = "has been resolved" if resolved else f"reported {event.event_type}"
     schema_name = (rule.output_schema if rule is not None else None) or DEFAULT_SCHEMA
+    where = destination(incident, rule, postmortem_repo)
     prompt = "\n".join(
         [
             f"A PagerDuty incident {what}. Draft its postmortem.",
@@ -288,11 +363,18 @@ def build_session_request(
             "",
             *([STILL_OPEN, ""] if not resolved else []),
             *([*record_paragraph(record), ""] if record is not None else []),
-            instructions(incident, event, rule, template),
+            instructions(incident, event, rule, template, where=where, lookback_minutes=lookback_minutes),
+            "",
+            *paragraph(where),
+            "",
+            *WORKING_RULES,
             "",
             *result_paragraph(record, _postmortem_path(rule)),
         ]
     )
+    repos = rule.repos if rule is not None else None
+    if where.repository is not None and where.publish is None:
+        repos = tuple(dict.fromkeys((*(repos or ()), where.repository)))
     tags = [POSTMORTEM_TAG]
     if incident.service_name:
         tags.append(f"service:{incident.service_name}")
@@ -306,12 +388,13 @@ def build_session_request(
         tags=tuple(tags),
         playbook_id=(rule.playbook_id if rule is not None else None) or playbook_id,
         knowledge_ids=rule.knowledge_ids if rule is not None else None,
-        repos=rule.repos if rule is not None else None,
+        repos=repos,
         max_acu_limit=rule.max_acu_limit if rule is not None else None,
         structured_output_schema=load_schema(schema_name),
         schema_name=schema_name,
         computed=record.computed if record is not None else None,
         evidence_ids=tuple(data_ids(record)) if record is not None else (),
+        link_hosts=where.link_hosts,
     )
 
 

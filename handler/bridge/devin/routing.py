@@ -33,15 +33,21 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "created_at",
         "resolved_at",
         "postmortem_path",
+        "postmortem_file",
     }
 )
 DEFAULT_POSTMORTEM_PATH = "docs/postmortems/"
+# The postmortem's file name in that folder, as the bridge computes it and gives it to Devin verbatim.
+DEFAULT_POSTMORTEM_FILE = "{date}-incident-{number}-{slug}.md"
+FILE_FIELDS = ("date", "number", "slug", "incident_id")
 # The same bound as a rule's `instructions` in the schema; Parameter Store caps a value at 8 KB anyway.
 TEMPLATE_LIMIT = 20_000
 
 _SCHEMA_PATH = Path(__file__).with_name("routing.schema.json")
 # Input echoed in a message is cut to this many characters, so that one message never carries a document.
 _ECHO_LIMIT = 40
+# How long a list of the names a message expects may be; the rest are counted.
+_LIST_LIMIT = 160
 # A valid document nests 5 deep (rules, a rule, match, a key, a pattern); the schema rejects anything deeper.
 _DEPTH = 5
 _SESSION_FIELDS = ("playbook_id", "knowledge_ids", "repos", "max_acu_limit")
@@ -49,6 +55,27 @@ _SESSION_FIELDS = ("playbook_id", "knowledge_ids", "repos", "max_acu_limit")
 
 class RoutingError(ValueError):
     """The routing document or a template is wrong; str() says what and where, on one line."""
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Where Devin publishes the draft: "repository" (a pull request), or a wiki page through its integration."""
+
+    to: str  # repository, confluence, notion, other
+    site_url: str | None = None
+    space: str | None = None
+    parent_page: str | None = None
+    instructions: str | None = None
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """Where each action item becomes a ticket: github (repo), jira (site_url, project), linear (project)."""
+
+    to: str
+    repo: str | None = None
+    site_url: str | None = None
+    project: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,12 @@ class Rule:
     instructions: str | None = None
     # A schema file in handler/schemas/ for the session's structured result, instead of the default one.
     output_schema: str | None = None
+    # The postmortem file's name template in postmortem_path, the repository it goes to, where it is published,
+    # and where its action items become tickets (None: the deployment's defaults).
+    postmortem_file: str | None = None
+    postmortem_repo: str | None = None
+    publish: Publish | None = None
+    action_items_to: Tracker | None = None
 
     def session_fields(self) -> dict[str, Any]:
         """What this rule adds to Devin's create-session request body (tags apart: they join the standard ones)."""
@@ -187,6 +220,10 @@ def parse_routing(text: str) -> Routing:
                 load_schema(raw["output_schema"])
             except SchemaProblem as error:
                 raise RoutingError(f"{where}: output_schema: {error}") from None
+        if "postmortem_file" in raw:
+            problem = file_template_problem(raw["postmortem_file"])
+            if problem:
+                raise RoutingError(f"{where}: postmortem_file: {problem}")
         rules.append(_rule(raw))
     return Routing(rules=tuple(rules))
 
@@ -218,7 +255,24 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         postmortem_path=raw.get("postmortem_path"),
         instructions=raw.get("instructions"),
         output_schema=raw.get("output_schema"),
+        postmortem_file=raw.get("postmortem_file"),
+        postmortem_repo=raw.get("postmortem_repo"),
+        publish=Publish(**raw["publish"]) if "publish" in raw else None,
+        action_items_to=Tracker(**raw["action_items_to"]) if "action_items_to" in raw else None,
     )
+
+
+def file_template_problem(template: str) -> str | None:
+    """Why a postmortem_file template cannot be filled in, or None: only {date}, {number}, {slug}, {incident_id}."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError:
+        return 'has a "{" or "}" that opens or closes no field: write {date}, {number}, {slug} or {incident_id}'
+
+    unknown = next((name for name in names if name not in FILE_FIELDS), None)
+    if unknown is not None:
+        return f"unknown field {{{_cut(unknown)}}}" + _suggest(unknown, FILE_FIELDS, "{%s}")
+    return None
 
 
 @functools.cache
@@ -340,7 +394,14 @@ def _suggest(name: str, known: Iterable[str], form: str) -> str:
     close = difflib.get_close_matches(name.casefold(), sorted(known), n=1, cutoff=0.6)
     if close:
         return f" (did you mean {form % close[0]}?)"
-    return " (expected one of: " + ", ".join(form % key for key in sorted(known)) + ")"
+    listed = [form % key for key in sorted(known)]
+    shown = []
+    for item in listed:  # the list stays short enough that a message is one readable line
+        if len(", ".join([*shown, item])) > _LIST_LIMIT:
+            break
+        shown.append(item)
+    more = f" and {len(listed) - len(shown)} more" if len(shown) < len(listed) else ""
+    return " (expected one of: " + ", ".join(shown) + more + ")"
 
 
 def _json_type(value: Any) -> str:
