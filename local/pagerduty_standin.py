@@ -5,9 +5,9 @@ It answers the calls the bridge makes to read an incident's record and to write 
 (classic pagination, `{"error": {"message", "code"}}` errors, `Authorization: Token token=<key>`, the `From` header
 on writes), keeps every request and every posted note for assertions, and misbehaves on cue, per endpoint:
 `standin.enqueue("log_entries", Fault.status(429))`, `standin.enqueue("notes_post", Fault.create_then_reset())`.
-Endpoint names are in ENDPOINTS. It also lists the account's users (`GET /users?query=`), which scripts/doctor
-reads to check that the from-email is a user's: the ones added with `add_user`, and with `serve_samples` any email
-address asked about, as any incident id is an incident.
+Endpoint names are in ENDPOINTS. It also lists the account's users (`GET /users`), which scripts/doctor reads to
+check that the from-email is a user's: the ones added with `add_user`, and with `serve_samples` the sample account's
+(SAMPLE_FROM_EMAIL among them), as any incident id is an incident.
 
 Every answer holds only what [OAS] declares for it (tests/test_pagerduty_contract.py checks each one with every
 undeclared property refused): fields real answers carry beyond it ([CAP-a]: an incident's `description`, an alert's
@@ -19,7 +19,7 @@ cope_pagerduty, bradweinstein/pagerduty-challenge, faros-ai/airbyte-connectors).
 
     python -m local.pagerduty_standin --port 8082 --api-key KEY [--latency S] [--read-only]
 
-serves `sample_record(id)` for whatever incident id it is asked about, and a user for whatever email address.
+serves `sample_record(id)` for whatever incident id it is asked about, and the sample account's users.
 """
 
 from __future__ import annotations
@@ -364,15 +364,12 @@ class PagerDutyStandIn(StandIn):
         return self._post_note(found, headers, body)
 
     def _matching_users(self, wanted: str) -> list[dict[str, Any]]:
-        # `query` filters by name or email, ignoring case ([3P]: PagerDuty's API reference as client libraries quote
-        # it; whether it matches substrings of the email is UNCONFIRMED). No query: every user.
+        # `query` filters by name ([OAS] listUsers; whether PagerDuty also matches e-mail addresses is UNCONFIRMED,
+        # so the stand-in does not), ignoring case and by substring (UNCONFIRMED). No query: every user.
         needle = wanted.strip().casefold()
         with self._lock:
-            users = [u for u in self._users if needle in u["name"].casefold() or needle in u["email"].casefold()]
-            users = copy.deepcopy(users)
-        if self.serve_samples and "@" in needle and not any(u["email"].casefold() == needle for u in users):
-            users.append(_user(wanted.strip()))
-        return users
+            users = [*(_SAMPLE_USERS if self.serve_samples else ()), *self._users]
+            return copy.deepcopy([user for user in users if needle in user["name"].casefold()])
 
     def _log_entries(self, found: _Incident, query: Mapping[str, list[str]]) -> Answer:
         entries = found.log_entries
@@ -422,9 +419,10 @@ class PagerDutyStandIn(StandIn):
         return 200, {"note": copy.deepcopy(created)}
 
 
-def _user(email: str, name: str | None = None) -> dict[str, Any]:
-    """A user as GET /users lists one ([OAS] User, the fields a client reads); the id follows from the email."""
-    user_id = "P" + hashlib.sha256(email.casefold().encode()).hexdigest()[:6].upper()
+def _user(email: str, name: str | None = None, user_id: str | None = None) -> dict[str, Any]:
+    """A user as GET /users lists one ([OAS] User, the fields a client reads); the id follows from the email unless
+    given."""
+    user_id = user_id or "P" + hashlib.sha256(email.casefold().encode()).hexdigest()[:6].upper()
     return {
         "id": user_id,
         "type": "user",
@@ -488,6 +486,15 @@ class _Account:
 _DANA = _Account.user("PJ4RT2K", "Dana Whitfield")
 _RAVI = _Account.user("PM7QW3N", "Ravi Iyer")
 _WEBSITE, _MOBILE = {"type": "website"}, {"type": "mobile"}
+
+# The From address local/stack.py stores for the notes: a user of the sample account.
+SAMPLE_FROM_EMAIL = "postmortem-bot@example.com"
+# The sample account's users, as GET /users lists them with serve_samples: the responders, and the bot.
+_SAMPLE_USERS = (
+    _user("dana.whitfield@example.com", "Dana Whitfield", _DANA["id"]),
+    _user("ravi.iyer@example.com", "Ravi Iyer", _RAVI["id"]),
+    _user(SAMPLE_FROM_EMAIL, "Postmortem Bot"),
+)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,13 @@ import pytest
 import requests
 
 from local.http_server import Fault
-from local.pagerduty_standin import LIFECYCLE_INCIDENT, P1_INCIDENT, PagerDutyStandIn, sample_record
+from local.pagerduty_standin import (
+    LIFECYCLE_INCIDENT,
+    P1_INCIDENT,
+    SAMPLE_FROM_EMAIL,
+    PagerDutyStandIn,
+    sample_record,
+)
 from scripts.make_events import PAYLOADS_DIR
 
 KEY = "u+pdTESTkey0123456789"
@@ -492,43 +498,50 @@ def test_serve_samples_answers_any_incident_with_the_sample(api: requests.Sessio
     assert posted.status_code == 200 and len(notes) == 3
 
 
-# The account's users: GET /users?query= (scripts/doctor checks the from-email with it)
+# The account's users: GET /users (scripts/doctor checks the from-email with it)
 
 
 def _users(api: requests.Session, standin: PagerDutyStandIn, **params: Any) -> requests.Response:
     return api.get(f"{standin.base_url}/users", params=params, timeout=5)
 
 
-def test_users_lists_the_added_users_matching_the_query_by_email_or_name(
+def test_users_lists_the_added_users_and_the_query_matches_names_not_email_addresses(
     standin: PagerDutyStandIn, api: requests.Session
 ) -> None:
     bot = standin.add_user("postmortem-bot@example.com", "Postmortem Bot")
     laura = standin.add_user("laura@example.com", "Laura Haley")
 
-    by_email = _users(api, standin, query="POSTMORTEM-BOT@example.com")
+    by_email = _users(api, standin, query="postmortem-bot@example.com")
     by_name = _users(api, standin, query="haley")
     everyone = _users(api, standin)
 
+    # PagerDuty's specification says `query` filters by name: an e-mail address finds no one
     assert by_email.status_code == 200
-    assert by_email.json() == {"users": [bot], "limit": 25, "offset": 0, "more": False, "total": None}
-    assert bot["email"] == "postmortem-bot@example.com" and bot["type"] == "user" and bot["id"].startswith("P")
+    assert by_email.json() == {"users": [], "limit": 25, "offset": 0, "more": False, "total": None}
     assert by_name.json()["users"] == [laura]
     assert everyone.json()["users"] == [bot, laura]
+    assert bot["email"] == "postmortem-bot@example.com" and bot["type"] == "user" and bot["id"].startswith("P")
 
 
 def test_users_without_samples_knows_no_one_it_was_not_given(standin: PagerDutyStandIn, api: requests.Session) -> None:
-    answer = _users(api, standin, query="nobody@example.com")
+    answer = _users(api, standin)
 
     assert answer.status_code == 200 and answer.json()["users"] == []
 
 
-def test_serve_samples_makes_any_email_address_asked_about_a_user(api: requests.Session) -> None:
+def test_serve_samples_lists_the_sample_accounts_users_the_bot_among_them(api: requests.Session) -> None:
     with PagerDutyStandIn(api_key=KEY, serve_samples=True) as samples:
-        [user] = _users(api, samples, query="anyone@acme.example").json()["users"]
-        by_name = _users(api, samples, query="anyone").json()["users"]
+        users = _users(api, samples).json()["users"]
+        made_up = _users(api, samples, query="anyone@acme.example").json()["users"]
 
-    assert user["email"] == "anyone@acme.example" and user["name"] == "anyone"
-    assert by_name == []  # only an email address is made up
+    assert [(user["name"], user["email"]) for user in users] == [
+        ("Dana Whitfield", "dana.whitfield@example.com"),
+        ("Ravi Iyer", "ravi.iyer@example.com"),
+        ("Postmortem Bot", SAMPLE_FROM_EMAIL),
+    ]
+    # The responders are the users the sample record's references name
+    assert [user["id"] for user in users[:2]] == ["PJ4RT2K", "PM7QW3N"]
+    assert made_up == []  # no address asked about is made up
 
 
 def test_users_needs_the_key_and_takes_faults(standin: PagerDutyStandIn, api: requests.Session) -> None:
