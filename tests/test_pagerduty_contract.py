@@ -118,7 +118,8 @@ def test_every_request_the_client_makes_validates_against_the_specification(
     drive_the_client(standin, requests.Session())
 
     sent = standin.requests
-    assert [error for request in sent for error in contract.request_errors(request)] == []
+    errors = [error for request in sent for error in contract.request_errors(request)]
+    assert not errors, "\n".join(errors)
     # All but GET /users, which only scripts/doctor calls; a second page of log entries among them
     assert {contract.operation(r.method, r.path) for r in sent} == contract.operations() - {Operation("get", "/users")}
     assert any(r.path.endswith("/log_entries") and r.query.get("offset") == ["100"] for r in sent)
@@ -132,7 +133,8 @@ def test_every_request_of_the_doctors_pagerduty_check_validates_against_the_spec
 
     assert check.problem is None, check
     assert [(r.method, r.path) for r in standin.requests] == [("GET", "/incidents"), ("GET", "/users")]
-    assert [error for request in standin.requests for error in contract.request_errors(request)] == []
+    errors = [error for request in standin.requests for error in contract.request_errors(request)]
+    assert not errors, "\n".join(errors)
 
 
 def test_every_request_a_delivery_sends_to_pagerduty_validates_against_the_specification(
@@ -146,7 +148,8 @@ def test_every_request_a_delivery_sends_to_pagerduty_validates_against_the_speci
 
     # THEN each of those requests is one PagerDuty's specification allows
     assert [r.method for r in pagerduty.requests] == ["GET"] * 5 + ["POST"]
-    assert [error for request in pagerduty.requests for error in contract.request_errors(request)] == []
+    errors = [error for request in pagerduty.requests for error in contract.request_errors(request)]
+    assert not errors, "\n".join(errors)
 
 
 # The answers
@@ -170,7 +173,7 @@ def test_every_answer_the_standin_serves_to_the_client_and_the_doctor_has_only_d
         for answer in session.answers
         for error in contract.response_errors(answer.request, answer.status, answer.body, answer.content_type)
     ]
-    assert errors == []
+    assert not errors, "\n".join(errors)
 
 
 def _sent(method: str, path: str, query: dict[str, list[str]] | None = None, **headers: str) -> RecordedRequest:
@@ -218,7 +221,7 @@ def test_the_standins_own_refusals_are_pagerdutys_error_answers(
     assert answer.status_code == status
     # An error status the operation does not list (e.g. 401 on past_incidents) is held to the error schema
     errors = contract.response_errors(_sent(method, path), answer.status_code, answer.content)
-    assert errors == []
+    assert not errors, "\n".join(errors)
 
 
 # What the client reads
@@ -233,7 +236,8 @@ def test_every_field_the_client_and_the_doctor_read_is_one_the_specification_dec
 
     read = set(session.reads)
 
-    assert contract.undeclared(read) == []
+    undeclared = contract.undeclared(read)
+    assert not undeclared, "\n".join(undeclared)
     # The reads were noted: the past incidents' fields, an alert's details, the users' e-mail addresses
     past = Operation("get", "/incidents/{id}/past_incidents")
     assert (past, ("past_incidents", "[]", "incident", "self")) in read
