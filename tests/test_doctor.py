@@ -543,6 +543,24 @@ def test_a_from_email_that_no_page_of_users_lists_is_no_user(pagerduty: PagerDut
     assert [r.query.get("offset") for r in pagerduty.requests if r.path == "/users"] == [["0"], ["100"]]
 
 
+def test_past_pagerdutys_listing_limit_the_from_email_is_left_to_be_checked_by_hand(
+    pagerduty: PagerDutyStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN PagerDuty's limit on a listing (offset + limit at most 10000) brought down to 200, and 250 users
+    monkeypatch.setattr(doctor_module, "MAX_OFFSET_PLUS_LIMIT", 200)
+    for n in range(250):
+        pagerduty.add_user(f"user{n}@example.com", f"User {n}")
+
+    check = _check_pagerduty(pagerduty, PAGERDUTY_FROM)
+
+    # THEN it does not call the address no user's, having read only part of the list
+    assert (
+        check.problem == f"{PAGERDUTY_FROM} cannot be looked up (it is not among the first 200 users PagerDuty lists)"
+    )
+    assert check.todo == "check by hand that it is the login email of a user (PagerDuty: People → Users)"
+    assert [r.query["offset"] for r in pagerduty.requests if r.path == "/users"] == [["0"], ["100"]]
+
+
 @pytest.mark.parametrize(
     ("fault", "problem"),
     [(Fault.status(500), "HTTP 500 on GET /users"), (Fault(body=b"{}"), "GET /users answered without a list of users")],
