@@ -155,12 +155,19 @@ def test_every_request_a_delivery_sends_to_pagerduty_validates_against_the_speci
 # The answers
 
 
-def test_every_answer_the_standin_serves_to_the_client_and_the_doctor_has_only_declared_fields(
-    contract: Contract, standin: PagerDutyStandIn, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def driven(contract: Contract, standin: PagerDutyStandIn, monkeypatch: pytest.MonkeyPatch) -> Recording:
+    """The client, then the doctor, run against the stand-in: the answers the client got, the fields both read."""
     session = Recording(contract)
     drive_the_client(standin, session)
-    drive_the_doctor(standin, contract, monkeypatch, Reads())
+    drive_the_doctor(standin, contract, monkeypatch, session.reads)
+    return session
+
+
+def test_every_answer_the_standin_serves_to_the_client_and_the_doctor_has_only_declared_fields(
+    contract: Contract, standin: PagerDutyStandIn, driven: Recording
+) -> None:
+    session = driven
     # The doctor reads with urllib: its two answers are asked for again, as it asked
     for request in standin.requests[len(session.answers) :]:
         session.get(f"{standin.base_url}{request.path}", params=request.query, headers=request_headers(PAGERDUTY_KEY))
@@ -228,13 +235,9 @@ def test_the_standins_own_refusals_are_pagerdutys_error_answers(
 
 
 def test_every_field_the_client_and_the_doctor_read_is_one_the_specification_declares(
-    contract: Contract, standin: PagerDutyStandIn, monkeypatch: pytest.MonkeyPatch
+    contract: Contract, driven: Recording
 ) -> None:
-    session = Recording(contract)
-    drive_the_client(standin, session)
-    drive_the_doctor(standin, contract, monkeypatch, session.reads)
-
-    read = set(session.reads)
+    read = set(driven.reads)
 
     undeclared = contract.undeclared(read)
     assert not undeclared, "\n".join(undeclared)
