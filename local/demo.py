@@ -357,7 +357,7 @@ def _evidence_step(stack: LocalStack, incident_id: str) -> Step:
     details = (
         "computed: " + ", ".join(f"{name} {value}" for name, value in computed.items()),
         *(f"change {c.get('id')}  {c.get('at')}  {c.get('summary')}" for c in changes if isinstance(c, dict)),
-        *(f"past incident #{p.get('number')}  {p.get('title')}" for p in recurrence if isinstance(p, dict)),
+        *(f"past incident {p.get('id')}  {p.get('title')}" for p in recurrence if isinstance(p, dict)),
     )
     return Step(text + ":", details, "; ".join(problems) or None)
 

@@ -5,9 +5,13 @@ It answers the calls the bridge makes to read an incident's record and to write 
 (classic pagination, `{"error": {"message", "code"}}` errors, `Authorization: Token token=<key>`, the `From` header
 on writes), keeps every request and every posted note for assertions, and misbehaves on cue, per endpoint:
 `standin.enqueue("log_entries", Fault.status(429))`, `standin.enqueue("notes_post", Fault.create_then_reset())`.
-Endpoint names are in ENDPOINTS. It also lists the account's users (`GET /users?query=`), which scripts/doctor
-reads to check that the from-email is a user's: the ones added with `add_user`, and with `serve_samples` any email
-address asked about, as any incident id is an incident.
+Endpoint names are in ENDPOINTS. It also lists the account's users (`GET /users`), which scripts/doctor reads to
+check that the from-email is a user's: the ones added with `add_user`, and with `serve_samples` the sample account's
+(SAMPLE_FROM_EMAIL among them), as any incident id is an incident.
+
+Every answer holds only what [OAS] declares for it (tests/test_pagerduty_contract.py checks each one with every
+undeclared property refused): fields real answers carry beyond it ([CAP-a]: an incident's `description`, an alert's
+`resolved_at` and `cef_details`) are left out, so that no client comes to rely on them.
 
 Sources: [OAS] PagerDuty's OpenAPI schema (PagerDuty/api-schema), [DD] its developer docs (PagerDuty/developer-docs,
 docs/REST-API/NN-*.md by number), [KB] support.pagerduty.com, [CAP-a/b/c] real captured answers (iyusufhpe/
@@ -15,7 +19,7 @@ cope_pagerduty, bradweinstein/pagerduty-challenge, faros-ai/airbyte-connectors).
 
     python -m local.pagerduty_standin --port 8082 --api-key KEY [--latency S] [--read-only]
 
-serves `sample_record(id)` for whatever incident id it is asked about, and a user for whatever email address.
+serves `sample_record(id)` for whatever incident id it is asked about, and the sample account's users.
 """
 
 from __future__ import annotations
@@ -360,15 +364,12 @@ class PagerDutyStandIn(StandIn):
         return self._post_note(found, headers, body)
 
     def _matching_users(self, wanted: str) -> list[dict[str, Any]]:
-        # `query` filters by name or email, ignoring case ([3P]: PagerDuty's API reference as client libraries quote
-        # it; whether it matches substrings of the email is UNCONFIRMED). No query: every user.
+        # `query` filters by name ([OAS] listUsers; whether PagerDuty also matches e-mail addresses is UNCONFIRMED,
+        # so the stand-in does not), ignoring case and by substring (UNCONFIRMED). No query: every user.
         needle = wanted.strip().casefold()
         with self._lock:
-            users = [u for u in self._users if needle in u["name"].casefold() or needle in u["email"].casefold()]
-            users = copy.deepcopy(users)
-        if self.serve_samples and "@" in needle and not any(u["email"].casefold() == needle for u in users):
-            users.append(_user(wanted.strip()))
-        return users
+            users = [*(_SAMPLE_USERS if self.serve_samples else ()), *self._users]
+            return copy.deepcopy([user for user in users if needle in user["name"].casefold()])
 
     def _log_entries(self, found: _Incident, query: Mapping[str, list[str]]) -> Answer:
         entries = found.log_entries
@@ -413,13 +414,15 @@ class PagerDutyStandIn(StandIn):
         }
         with self._lock:
             found.posted.append(created)
-        # [DD] 05 says creates answer 201, [OAS] says 200 for this one: UNCONFIRMED. Clients accept any 2xx.
-        return 201, {"note": copy.deepcopy(created)}
+        # [OAS] says 200 for this one, [DD] 05 that creates answer 201: which PagerDuty sends is UNCONFIRMED, the
+        # specification is followed here, and clients accept any 2xx.
+        return 200, {"note": copy.deepcopy(created)}
 
 
-def _user(email: str, name: str | None = None) -> dict[str, Any]:
-    """A user as GET /users lists one ([OAS] User, the fields a client reads); the id follows from the email."""
-    user_id = "P" + hashlib.sha256(email.casefold().encode()).hexdigest()[:6].upper()
+def _user(email: str, name: str | None = None, user_id: str | None = None) -> dict[str, Any]:
+    """A user as GET /users lists one ([OAS] User, the fields a client reads); the id follows from the email unless
+    given."""
+    user_id = user_id or "P" + hashlib.sha256(email.casefold().encode()).hexdigest()[:6].upper()
     return {
         "id": user_id,
         "type": "user",
@@ -466,7 +469,7 @@ class _Account:
     }
     team = {"id": "PTM3K9D", "type": "team_reference", "summary": "Payments Platform"}
     escalation_policy = {"id": "PEP4Z7T", "type": "escalation_policy_reference", "summary": "Checkout API On-Call"}
-    p1 = {"id": "PQ7R2XA", "type": "priority", "summary": "P1", "name": "P1", "order": 196608}
+    p1 = {"id": "PQ7R2XA", "type": "priority", "summary": "P1", "name": "P1"}
 
     @staticmethod
     def user(user_id: str, name: str) -> dict[str, Any]:
@@ -483,6 +486,15 @@ class _Account:
 _DANA = _Account.user("PJ4RT2K", "Dana Whitfield")
 _RAVI = _Account.user("PM7QW3N", "Ravi Iyer")
 _WEBSITE, _MOBILE = {"type": "website"}, {"type": "mobile"}
+
+# The From address local/stack.py stores for the notes: a user of the sample account.
+SAMPLE_FROM_EMAIL = "postmortem-bot@example.com"
+# The sample account's users, as GET /users lists them with serve_samples: the responders, and the bot.
+_SAMPLE_USERS = (
+    _user("dana.whitfield@example.com", "Dana Whitfield", _DANA["id"]),
+    _user("ravi.iyer@example.com", "Ravi Iyer", _RAVI["id"]),
+    _user(SAMPLE_FROM_EMAIL, "Postmortem Bot"),
+)
 
 
 @dataclass(frozen=True)
@@ -546,7 +558,6 @@ class SampleIncident:
                 "suppressed": False,
                 "service": service,
                 "incident": ref,
-                "integration": None,
                 **alert,
             }
             for alert in self.alerts
@@ -560,7 +571,6 @@ class SampleIncident:
             "html_url": ref["html_url"],
             "incident_number": self.number,
             "title": self.title,
-            "description": self.title,
             "created_at": self.created_at,
             "updated_at": self.resolved_at,
             "status": "resolved",
@@ -578,10 +588,11 @@ class SampleIncident:
             "escalation_policy": _Account.escalation_policy,
             "teams": [_Account.team],
             "priority": _Account.p1,
-            "resolve_reason": None,
             "incident_type": {"name": self.incident_type},
         }
-        change_events = [{"type": "change_event", "services": [service], **change} for change in self.change_events]
+        # A change event's services as the specification's example lists them: {id, type}, no name.
+        services = [{"id": service["id"], "type": service["type"]}]
+        change_events = [{"type": "change_event", "services": services, **change} for change in self.change_events]
         return copy.deepcopy(
             {
                 "incident": incident,
@@ -635,7 +646,7 @@ _P1 = SampleIncident(
                _MOBILE, agent=_DANA, acknowledgement_timeout=1800),
         _notified("R2K4M6P8R0T1V3X5Z7B9D1F3HK", _DANA, "push_notification", "2026-03-14T03:12:46-06:00"),
         _entry("Q02JTSNZWHSEKV", "trigger", "Triggered through the API", "2026-03-14T09:12:44Z",
-               {"type": "api", "summary": "Checkout API 5xx error rate above 5%"}, agent=_DANA, assignees=[_DANA],
+               {"type": "api", "summary": "Checkout API 5xx error rate above 5%"}, agent=_DANA,
                event_details={"description": "Checkout API 5xx error rate above 5% for 5 minutes"}),
     ),
     alerts=(
@@ -643,30 +654,21 @@ _P1 = SampleIncident(
             "id": "Q1RPVEX3LK98BU",
             "summary": "[PROD] Checkout API 5xx error rate above 5%",
             "created_at": "2026-03-14T03:12:44-06:00",
-            "resolved_at": "2026-03-14T04:03:17-06:00",
             "alert_key": "checkout-error-rate",
             "severity": "critical",
             "body": {
                 "type": "alert_body",
                 "contexts": [{"type": "link", "href": "https://wiki.example/runbooks/checkout", "text": "Runbook"}],
                 "details": {"error_rate": "7.2%", "deploy": "412", "region": "us-west-2"},
-                "cef_details": {
-                    "client": "Alertmanager",
-                    "dedup_key": "checkout-error-rate",
-                    "description": "[PROD] Checkout API 5xx error rate above 5%",
-                    "severity": "critical",
-                    "source_origin": "Alertmanager",
-                },
             },
         },
         {
             "id": "Q2LAT9KXW3M0QE",
             "summary": "[PROD] Checkout p99 latency above 2 s",
             "created_at": "2026-03-14T09:14:02Z",
-            "resolved_at": "2026-03-14T10:03:17Z",
             "alert_key": "checkout-latency",
             "severity": "warning",
-            "body": {"type": "alert_body", "details": "p99 latency 2.8 s on checkout-api (threshold 2 s)"},
+            "body": {"type": "alert_body", "details": {"p99": "2.8 s", "threshold": "2 s", "host": "checkout-api"}},
         },
     ),
     notes=(  # newest first, as in [OAS]'s example
@@ -686,7 +688,6 @@ _P1 = SampleIncident(
                 "type": "event_rule_reference",
                 "summary": "Restart unhealthy checkout pods",
                 "self": f"{_API}/rulesets/PRSET1/rules/PRULE42",
-                "html_url": None,
             },
             "content": "Restarted 2 of 6 checkout-api pods that failed their health checks.",
             "created_at": "2026-03-14T09:19:40Z",
@@ -716,16 +717,17 @@ _P1 = SampleIncident(
             "correlation_reason": {"reason": "related_service"},
         },
     ),
+    # As [OAS] shapes one: incident{id, created_at, self, title} (no number, no web address) and a score that is
+    # not a 0-1 figure (its example's is 46.8249).
     past_incidents=(
         {
             "incident": {
                 "id": "Q1LQ8ZP2XK4MDA",
                 "created_at": "2026-01-22T16:40:03Z",
+                "self": f"{_API}/incidents/Q1LQ8ZP2XK4MDA",
                 "title": "Checkout API 5xx error rate above 5% after a deploy",
-                "incident_number": 977,
-                "html_url": f"{_WEB}/incidents/Q1LQ8ZP2XK4MDA",
             },
-            "score": 0.87,
+            "score": 46.8249,
         },
     ),
 )  # fmt: skip
@@ -748,9 +750,8 @@ _LIFECYCLE = SampleIncident(
         _entry("RL2D5F8G1H4J7K0L3Z6X9C2V5B", "acknowledge", "Acknowledged by Ravi Iyer", "2026-03-16T14:53:30Z",
                _MOBILE, agent=_RAVI, acknowledgement_timeout=1800),
         _notified("RL8N1M4Q7W0E3R6T9Y2U5I8O1P", _RAVI, "push_notification", "2026-03-16T08:52:49-06:00"),
-        # UNCONFIRMED: how PagerDuty logs a reopening; its OpenAPI schema lists no reopen log entry type.
-        _entry("RL4A7S0D3F6G9H2J5K8L1Z4X7C", "reopen", "Reopened by Ravi Iyer", "2026-03-16T14:52:47Z", _WEBSITE,
-               agent=_RAVI, assignees=[_RAVI]),
+        # No entry for the reopening at 14:52:47: [OAS] lists no log entry type for one, and what PagerDuty logs
+        # then is UNCONFIRMED.
         _entry("RL0V3B6N9M2Q5W8E1R4T7Y0U3I", "resolve", "Resolved by Dana Whitfield", "2026-03-16T08:30:05-06:00",
                _WEBSITE, agent=_DANA, note="Failed over to the secondary acquirer; authorizations succeed again."),
         _entry("RL6O9P2A5S8D1F4G7H0J3K6L9Z", "annotate", "Note added by Dana Whitfield", "2026-03-16T14:21:33Z",
@@ -762,7 +763,7 @@ _LIFECYCLE = SampleIncident(
                "2026-03-16T08:07:09-06:00", {"type": "timeout"}, assignees=[_DANA]),
         _notified("RL3L6Z9X2C5V8B1N4M7Q0W3E6R", _RAVI, "push_notification", "2026-03-16T14:02:11Z"),
         _entry("QL9T2Y5U8I1O4P", "trigger", "Triggered through the API", "2026-03-16T14:02:09Z",
-               {"type": "api", "summary": "Checkout API card authorizations timing out"}, assignees=[_RAVI],
+               {"type": "api", "summary": "Checkout API card authorizations timing out"},
                event_details={"description": "Card authorization p99 above 10 s on checkout-api for 5 minutes"}),
     ),
     alerts=(
@@ -770,7 +771,6 @@ _LIFECYCLE = SampleIncident(
             "id": "QL7AUTH0TMO9UT",
             "summary": "[PROD] Checkout card authorization p99 above 10 s",
             "created_at": "2026-03-16T14:02:09Z",
-            "resolved_at": "2026-03-16T15:24:09Z",
             "alert_key": "checkout-authorization-latency",
             "severity": "critical",
             "body": {

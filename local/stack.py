@@ -44,7 +44,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from local.devin_standin import DevinStandIn
-from local.pagerduty_standin import PagerDutyStandIn
+from local.pagerduty_standin import SAMPLE_FROM_EMAIL, PagerDutyStandIn
 from scripts.make_events import TEST_SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ STANDIN_API_KEY = "cog_local_placeholder"
 STANDIN_ORG_ID = "org-local"
 # Placeholder PagerDuty credentials, the same way: the stand-in requires this key (20 characters, as PagerDuty's).
 STANDIN_PAGERDUTY_API_KEY = "pd_local_placeholder"
-STANDIN_PAGERDUTY_FROM_EMAIL = "postmortem-bot@example.com"
+STANDIN_PAGERDUTY_FROM_EMAIL = SAMPLE_FROM_EMAIL  # a user of the stand-in's sample account
 # Fixed ports that events/env.local.json points a `sam local` container at (scripts/local --aws-port 5000
 # --devin-port 8081 --pagerduty-port 8082), and the name the host has from inside Docker's containers.
 SAM_LOCAL_AWS_PORT = 5000

@@ -41,6 +41,7 @@ if str(HANDLER) not in sys.path:
 
 from bridge.credentials import lines  # noqa: E402
 from bridge.devin.routing import RoutingError, check_template, parse_routing  # noqa: E402
+from bridge.pagerduty.client import MAX_OFFSET_PLUS_LIMIT, PAGE_LIMIT, request_headers  # noqa: E402
 from bridge.parameters import (  # noqa: E402
     DEVIN_API_KEY,
     DEVIN_ORG_ID,
@@ -62,7 +63,6 @@ OUTPUTS = ("WebhookUrl", "LedgerTableName", "FunctionName", "FollowUpFunctionNam
 DEFAULT_PREFIX = "/pagerduty-postmortem"
 DEFAULT_DEVIN_URL = "https://api.devin.ai"
 DEFAULT_PAGERDUTY_URL = "https://api.pagerduty.com"
-PAGERDUTY_ACCEPT = "application/vnd.pagerduty+json;version=2"
 PING = PAYLOADS_DIR / "pagey-ping.json"
 # The attribute template.yaml's LedgerTable expires items by (TimeToLiveSpecification).
 TTL_ATTRIBUTE = "expires_at"
@@ -370,7 +370,7 @@ def check_pagerduty(target: Target, stored: Stored) -> Check:
     if not key:
         return Check(f"PagerDuty: no {target.prefix}/{PAGERDUTY_API_KEY}, so the functions never call it (optional)")
     base = target.pagerduty_url.rstrip("/")
-    headers = {"Authorization": f"Token token={key}", "Accept": PAGERDUTY_ACCEPT}
+    headers = request_headers(key)  # as the functions send them
     store_key = f"store a key that can read incidents: {_put(target, PAGERDUTY_API_KEY, overwrite=True)}"
     try:
         status, _ = _get(f"{base}/incidents?limit=1", headers)
@@ -381,15 +381,13 @@ def check_pagerduty(target: Target, stored: Stored) -> Check:
             return Check("PagerDuty", f"GET /incidents answered HTTP {status}", f"check PagerDutyApiBaseUrl ({base})")
         if not email:
             return Check("PagerDuty: the key reads incidents (no from-email: the functions post no notes)")
-        # `query` matches names and emails ([3P] client libraries); the exact address is looked for among them.
-        status, found = _get(f"{base}/users?{urlencode({'query': email, 'limit': 100})}", headers)
+        looked_up = _find_user(base, headers, email)
     except SendError as error:
         return Check("PagerDuty", str(error), f"check PagerDutyApiBaseUrl ({base}) and this machine's network")
-    if status != 200:
+    if looked_up not in (FOUND, ABSENT):
         todo = "check by hand that it is the login email of a user (PagerDuty: People → Users)"
-        return Check("PagerDuty", f"{email} cannot be looked up (HTTP {status} on GET /users)", todo)
-    users = found.get("users") if isinstance(found, dict) else None
-    if not any(isinstance(u, dict) and str(u.get("email", "")).casefold() == email.casefold() for u in users or []):
+        return Check("PagerDuty", f"{email} cannot be looked up ({looked_up})", todo)
+    if looked_up == ABSENT:
         put = _put(target, PAGERDUTY_FROM_EMAIL, overwrite=True)
         todo = f"store the login email of a user of the account (notes are posted as that user): {put}"
         return Check("PagerDuty", f"{email} ({PAGERDUTY_FROM_EMAIL}) is not a user of the account", todo)
@@ -399,6 +397,34 @@ def check_pagerduty(target: Target, stored: Stored) -> Check:
         f"PagerDuty: the key reads incidents and {email} is a user of the account (writing a note is not tried: a"
         " read-only key would fail only then)"
     )
+
+
+# What _find_user found; anything else it returns says why it could not tell.
+FOUND, ABSENT = "found", "absent"
+
+
+def _find_user(base: str, headers: Mapping[str, str], email: str) -> str:
+    """FOUND when `email` is the login e-mail of a user of the account, ABSENT when the whole list of users was read
+    without it, else why it could not be told.
+
+    PagerDuty's specification says GET /users' `query` filters by name; whether it matches e-mail addresses too is
+    UNCONFIRMED, so the list is read a page at a time until the address turns up, the list ends, or PagerDuty's
+    limit (offset + limit at most 10000) is reached.
+    """
+    offset = 0
+    while offset + PAGE_LIMIT <= MAX_OFFSET_PLUS_LIMIT:
+        status, page = _get(f"{base}/users?{urlencode({'limit': PAGE_LIMIT, 'offset': offset})}", headers)
+        if status != 200:
+            return f"HTTP {status} on GET /users"
+        users = page.get("users") if isinstance(page, dict) else None
+        if not isinstance(users, list):
+            return "GET /users answered without a list of users"
+        if any(isinstance(u, dict) and str(u.get("email", "")).casefold() == email.casefold() for u in users):
+            return FOUND
+        if page.get("more") is not True or not users:
+            return ABSENT
+        offset += len(users)
+    return f"it is not among the first {MAX_OFFSET_PLUS_LIMIT} users PagerDuty lists"
 
 
 def check_ledger(target: Target) -> Check:

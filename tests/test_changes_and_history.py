@@ -24,7 +24,7 @@ CHANGES = [
         "summary": "Deploy 412 of checkout-service",
         "timestamp": "2026-03-14T09:05:00Z",
         "source": "github-actions",
-        "services": [{"id": "PCK8V2Q", "type": "service_reference", "summary": "Checkout API"}],
+        "services": [{"id": "PCK8V2Q", "type": "service_reference"}],  # {id, type}, as in PagerDuty's example
         "links": [{"href": "https://github.com/acme/checkout/pull/398", "text": "PR #398"}],
         "correlation_reason": {"reason": "most_recent"},
     },
@@ -36,16 +36,15 @@ CHANGES = [
         "correlation_reason": {"reason": "related_service"},
     },
 ]
-PAST = [
+PAST = [  # PagerDuty's shape: incident{id, created_at, self, title} and a score that is not 0-1
     {
         "incident": {
             "id": "Q3PASTINC0001",
             "created_at": "2026-01-09T14:00:00Z",
+            "self": "https://api.pagerduty.com/incidents/Q3PASTINC0001",
             "title": "Checkout API 5xx after deploy",
-            "incident_number": 977,
-            "html_url": "https://acme.pagerduty.com/incidents/Q3PASTINC0001",
         },
-        "score": 0.91,
+        "score": 46.8249,
     }
 ]
 
@@ -82,18 +81,17 @@ def test_change_events_and_past_incidents_are_in_the_data_block_with_their_ids(
         "at": "2026-03-14T09:05:00Z",
         "summary": "Deploy 412 of checkout-service",
         "source": "github-actions",
-        "services": ["Checkout API"],
+        "services": ["PCK8V2Q"],
         "correlation": "most_recent",
         "links": ["https://github.com/acme/checkout/pull/398"],
     }
     assert data["recurrence"] == [
         {
             "id": "Q3PASTINC0001",
-            "number": 977,
             "title": "Checkout API 5xx after deploy",
             "created_at": "2026-01-09T14:00:00Z",
-            "url": "https://acme.pagerduty.com/incidents/Q3PASTINC0001",
-            "score": 0.91,
+            "api_url": "https://api.pagerduty.com/incidents/Q3PASTINC0001",
+            "score": 46.8249,
         }
     ]
     past_reads = [r for r in pagerduty.requests if r.path.endswith("/past_incidents")]
@@ -109,6 +107,20 @@ def test_the_instructions_ask_for_a_verdict_on_each_change_and_a_look_at_earlier
 
     assert 'Give every change event in "changes" a verdict' in words
     assert 'Check the earlier postmortems under docs/postmortems/ for the past incidents in "recurrence"' in words
+
+
+def test_the_prompt_says_what_pagerduty_does_not_give_of_a_past_incident_and_what_its_score_is(
+    pagerduty_reads, pagerduty, invoke, devin
+) -> None:
+    serve(pagerduty)
+
+    words = outside(start(invoke, devin))
+
+    assert (
+        "PagerDuty gives neither a past incident's number nor its web page: refer to one by its id and title" in words
+    )
+    assert '"api_url" is its address in PagerDuty\'s REST API, which needs an API key' in words
+    assert "a figure on a scale PagerDuty does not document" in words
 
 
 @pytest.mark.parametrize("status", [402, 403, 404])

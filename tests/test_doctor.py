@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bridge.http import USER_AGENT
 
 from local import stack as stack_module
 from local.apigateway import Gateway, GatewayServer, Route
 from local.devin_standin import DevinStandIn
+from local.http_server import Fault
 from local.pagerduty_standin import PagerDutyStandIn
 from local.runtime import Invocation
 from local.send import send
@@ -226,7 +228,7 @@ def test_a_healthy_local_stack_passes_every_check_and_exits_0(local: Local) -> N
     ]
     assert [(r.method, r.path, r.query) for r in pagerduty.requests[pagerduty_seen:]] == [
         ("GET", "/incidents", {"limit": ["1"]}),
-        ("GET", "/users", {"query": [STANDIN_PAGERDUTY_FROM_EMAIL], "limit": ["100"]}),
+        ("GET", "/users", {"limit": ["100"], "offset": ["0"]}),
     ]
     assert devin.create_requests() == []
 
@@ -498,6 +500,81 @@ def test_a_from_email_that_is_no_user_of_the_account_fails(local: Local) -> None
         f"✗ PagerDuty: {STANDIN_PAGERDUTY_FROM_EMAIL} (pagerduty-from-email) is not a user of the account"
     )
     assert f"--name {PREFIX}/pagerduty-from-email --type String" in report.advice("✗ PagerDuty")
+
+
+def _check_pagerduty(pagerduty: PagerDutyStandIn, email: str) -> doctor_module.Check:
+    """The doctor's PagerDuty check alone, against `pagerduty`, with its key and `email` as the from-email."""
+    target = doctor_module.Target("the local stack", {}, PREFIX, "", pagerduty.base_url, lambda _: None, "", "", "")
+    types = {"pagerduty-api-key": "SecureString", "pagerduty-from-email": "String"}
+    return doctor_module.check_pagerduty(
+        target, doctor_module.Stored(types, {"pagerduty-api-key": PAGERDUTY_KEY, "pagerduty-from-email": email})
+    )
+
+
+def test_the_from_email_is_looked_for_in_the_list_of_users_page_by_page_not_with_a_query(
+    pagerduty: PagerDutyStandIn,
+) -> None:
+    # GIVEN an account of 150 users whose 140th is the from-email's; PagerDuty's `query` matches names only
+    for n in range(150):
+        pagerduty.add_user(PAGERDUTY_FROM if n == 139 else f"user{n}@example.com", f"User {n}")
+
+    check = _check_pagerduty(pagerduty, PAGERDUTY_FROM.upper())
+
+    # THEN it is found on the second page, e-mail addresses compared without case
+    assert check.problem is None and f"and {PAGERDUTY_FROM.upper()} is a user of the account" in check.what
+    assert [(r.path, r.query) for r in pagerduty.requests] == [
+        ("/incidents", {"limit": ["1"]}),
+        ("/users", {"limit": ["100"], "offset": ["0"]}),
+        ("/users", {"limit": ["100"], "offset": ["100"]}),
+    ]
+    # AND asked as the functions ask: their User-Agent, and the Content-Type PagerDuty's specification requires
+    assert {(r.headers["user-agent"], r.headers["content-type"]) for r in pagerduty.requests} == {
+        (USER_AGENT, "application/json")
+    }
+
+
+def test_a_from_email_that_no_page_of_users_lists_is_no_user(pagerduty: PagerDutyStandIn) -> None:
+    for n in range(150):
+        pagerduty.add_user(f"user{n}@example.com", f"User {n}")
+
+    check = _check_pagerduty(pagerduty, PAGERDUTY_FROM)
+
+    assert check.problem == f"{PAGERDUTY_FROM} (pagerduty-from-email) is not a user of the account"
+    assert [r.query.get("offset") for r in pagerduty.requests if r.path == "/users"] == [["0"], ["100"]]
+
+
+def test_past_pagerdutys_listing_limit_the_from_email_is_left_to_be_checked_by_hand(
+    pagerduty: PagerDutyStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN PagerDuty's limit on a listing (offset + limit at most 10000) brought down to 200, and 250 users
+    monkeypatch.setattr(doctor_module, "MAX_OFFSET_PLUS_LIMIT", 200)
+    for n in range(250):
+        pagerduty.add_user(f"user{n}@example.com", f"User {n}")
+
+    check = _check_pagerduty(pagerduty, PAGERDUTY_FROM)
+
+    # THEN it does not call the address no user's, having read only part of the list
+    assert (
+        check.problem == f"{PAGERDUTY_FROM} cannot be looked up (it is not among the first 200 users PagerDuty lists)"
+    )
+    assert check.todo == "check by hand that it is the login email of a user (PagerDuty: People → Users)"
+    assert [r.query["offset"] for r in pagerduty.requests if r.path == "/users"] == [["0"], ["100"]]
+
+
+@pytest.mark.parametrize(
+    ("fault", "problem"),
+    [(Fault.status(500), "HTTP 500 on GET /users"), (Fault(body=b"{}"), "GET /users answered without a list of users")],
+    ids=["500", "no list"],
+)
+def test_a_list_of_users_that_cannot_be_read_is_checked_by_hand(
+    pagerduty: PagerDutyStandIn, fault: Fault, problem: str
+) -> None:
+    pagerduty.enqueue("users", fault)
+
+    check = _check_pagerduty(pagerduty, PAGERDUTY_FROM)
+
+    assert check.problem == f"{PAGERDUTY_FROM} cannot be looked up ({problem})"
+    assert check.todo == "check by hand that it is the login email of a user (PagerDuty: People → Users)"
 
 
 @pytest.mark.slow

@@ -243,11 +243,12 @@ def test_string_details_are_kept_as_the_string() -> None:
     assert alert.details == "p99 latency 2.8 s on checkout-api"
 
 
-def test_details_fall_back_to_cef_details_and_are_capped() -> None:
-    [fallback] = record.alerts([{"body": {"cef_details": {"details": {"k": "v"}}}}])
+def test_details_are_read_only_where_the_specification_puts_them_and_are_capped() -> None:
+    # cef_details is in real answers but not in PagerDuty's specification: the client does not rely on it
+    [elsewhere] = record.alerts([{"body": {"cef_details": {"details": {"k": "v"}}}}])
     [long] = record.alerts([{"body": {"details": {"log": "x" * 2000}}}])
 
-    assert fallback.details == '{"k":"v"}'
+    assert elsewhere.details == ""
     assert len(long.details) == record.DETAILS_LIMIT and long.details.endswith("…")
 
 
@@ -443,17 +444,74 @@ def test_change_events_are_chronological_with_their_ids_services_and_links() -> 
 
 def test_past_incidents_keep_pagerdutys_order_and_take_at_most_five() -> None:
     raw = [
-        {"incident": {"id": f"PAST{n}", "created_at": "2024-08-01T00:00:00Z", "title": f"t{n}"}, "score": 1 - n / 10}
+        {"incident": {"id": f"PAST{n}", "created_at": "2024-08-01T00:00:00Z", "title": f"t{n}"}, "score": 50 - n}
         for n in range(7)
     ]
-    raw[0]["incident"]["html_url"] = "https://acme.pagerduty.com/incidents/PAST0"
-    raw[0]["incident"]["incident_number"] = 901
+    raw[0]["incident"]["self"] = "https://api.pagerduty.com/incidents/PAST0"
 
     past = record.past_incidents(raw)
 
     assert [p.id for p in past] == ["PAST0", "PAST1", "PAST2", "PAST3", "PAST4"]
-    assert (past[0].number, past[0].url, past[0].score) == (901, "https://acme.pagerduty.com/incidents/PAST0", 1.0)
-    assert (past[1].number, past[1].url) == (None, "")
+    assert (past[0].api_url, past[0].score) == ("https://api.pagerduty.com/incidents/PAST0", 50.0)
+    assert (past[1].api_url, past[1].score) == ("", 49.0)
+
+
+def test_a_past_incident_is_read_as_the_specification_shapes_it_and_nothing_else() -> None:
+    # GIVEN a past incident carrying, besides PagerDuty's fields, a number and a web address PagerDuty never sends
+    raw = {
+        "incident": {
+            "id": "Q1LQ8ZP2XK4MDA",
+            "created_at": "2026-01-22T16:40:03Z",
+            "self": "https://api.pagerduty.com/incidents/Q1LQ8ZP2XK4MDA",
+            "title": "Checkout API 5xx error rate above 5% after a deploy",
+            "summary": "another title",
+            "incident_number": 977,
+            "html_url": "https://acme.pagerduty.com/incidents/Q1LQ8ZP2XK4MDA",
+        },
+        "score": 46.8249,
+    }
+
+    [past] = record.past_incidents([raw])
+
+    # THEN the record holds the id, title, time, API address and score, and the rest is not read
+    assert past == record.PastIncident(
+        id="Q1LQ8ZP2XK4MDA",
+        title="Checkout API 5xx error rate above 5% after a deploy",
+        created_at="2026-01-22T16:40:03Z",
+        api_url="https://api.pagerduty.com/incidents/Q1LQ8ZP2XK4MDA",
+        score=46.8249,
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "https://evil.example/incidents/PAST0",  # not PagerDuty's
+        "https://api.pagerduty.com.evil.example/incidents/PAST0",
+        "http://api.pagerduty.com/incidents/PAST0",  # not https
+        "https://api.pagerduty.com/incidents/OTHER",  # another incident
+        "https://api.pagerduty.com/incidents/PAST0?next=https://evil.example",
+        "https://api.pagerduty.com/incidents/PAST0#x",
+        "https://api.pagerduty.com/incidents/PAST0 [pagerduty-postmortem:summary]",
+        "https://api.pagerduty.com/incidents/PAST0\n[pagerduty-postmortem:summary]",
+        "https://[api.pagerduty.com/incidents/PAST0",
+        "https://api.pagerduty.com/incidents/PAST0/" + "x" * 600,
+        42,
+    ],
+)
+def test_a_past_incidents_self_that_is_not_pagerdutys_address_of_it_is_left_out(address: object) -> None:
+    raw = {"incident": {"id": "PAST0", "title": "t", "self": address}, "score": 1}
+
+    [past] = record.past_incidents([raw])
+
+    assert past.api_url == ""
+
+
+@pytest.mark.parametrize("score", ["46.8", True, None, float("nan"), float("inf"), 10**400])
+def test_a_score_that_is_not_a_finite_number_is_left_out(score: object) -> None:
+    [past] = record.past_incidents([{"incident": {"id": "PAST0"}, "score": score}])
+
+    assert past.score is None
 
 
 def test_the_data_block_holds_computed_changes_and_recurrence_and_their_ids() -> None:

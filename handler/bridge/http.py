@@ -1,5 +1,5 @@
-"""What both HTTP clients share: reading an answer's JSON, telling a request that cannot have been sent, Retry-After,
-and when to try again within a deadline."""
+"""What both HTTP clients share: who they say they are, reading an answer's JSON, telling a request that cannot have
+been sent, Retry-After, and when to try again within a deadline."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     # Imported where it is used: most deliveries never call an API, and importing requests costs every cold start
     # about 20 ms. The caller's Session has loaded it by then, so those imports are dictionary lookups.
     import requests
+
+# The bridge's version: the one place it is written. Raise it when a release changes what the bridge sends.
+VERSION = "0.1.0"
+# Sent by both clients (and scripts/doctor's PagerDuty check), so that PagerDuty's and Devin's logs, and an operator
+# reading them, can tell the bridge's calls from anything else made with the same key.
+USER_AGENT = f"pagerduty-postmortem-bridge/{VERSION}"
 
 
 def json_or_none(response: requests.Response) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
-from ..http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
+from ..http import USER_AGENT, RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from .prompt import SessionRequest
 from .session import Session, SessionState
 
@@ -172,7 +172,7 @@ class DevinClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._sessions_url = f"{base_url}/v3/organizations/{org_id}/sessions"
-        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json", "User-Agent": USER_AGENT}
         self._http = http
         self._retry = RetryPolicy(
             max_attempts=max_attempts,

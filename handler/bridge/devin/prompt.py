@@ -180,8 +180,13 @@ def record_paragraph(record: IncidentRecord) -> list[str]:
     ]
     if record.change_events is not None or record.past_incidents is not None:
         lines.append(
-            'With them: "changes" (change events PagerDuty relates to the incident: deploys, configuration changes)'
-            ' and "recurrence" (similar earlier incidents of the service). Every entry has an "id" to cite it by.'
+            'With them: "changes" (change events PagerDuty relates to the incident: deploys, configuration changes;'
+            ' each service by its name where PagerDuty gives one, else by its id) and "recurrence" (similar earlier'
+            " incidents of the service, in PagerDuty's order, each with PagerDuty's \"score\", a figure on a scale"
+            " PagerDuty does not document: compare the entries with each other, not with a threshold). PagerDuty"
+            " gives neither a past incident's number nor its web page: refer to one by its id and title;"
+            ' "api_url" is its address in PagerDuty\'s REST API, which needs an API key. Every entry has an "id" to'
+            " cite it by."
         )
     if record.computed:
         lines.append(

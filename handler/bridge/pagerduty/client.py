@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..http import RetryPolicy, json_or_none, not_sent, retry_after_seconds
+from ..http import USER_AGENT, RetryPolicy, json_or_none, not_sent, retry_after_seconds
 from . import figures, record
 
 if TYPE_CHECKING:
@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     import requests
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"  # pins the API version ([OAS]: required)
+
+
+def request_headers(api_key: str) -> dict[str, str]:
+    """The headers of every request to PagerDuty (scripts/doctor sends the same). [OAS] marks Accept and
+    Content-Type required on every operation, GETs included, though a GET carries no body."""
+    return {
+        "Authorization": f"Token token={api_key}",
+        "Accept": ACCEPT,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
 
 # Classic pagination ([DD] 09): at most 100 a page, and offset + limit may not pass 10000 (a 400 otherwise).
 PAGE_LIMIT = 100
@@ -157,7 +169,7 @@ class PagerDutyClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Token token={api_key}", "Accept": ACCEPT}
+        self._headers = request_headers(api_key)
         self._from_email = from_email
         self._http = http
         self._retry = RetryPolicy(
@@ -239,7 +251,7 @@ class PagerDutyClient:
             f"{self._incident_url(incident_id)}/notes",
             deadline,
             write=True,
-            headers={"Content-Type": "application/json", "From": self._from_email},
+            headers={"From": self._from_email},
             json={"note": {"content": content}},
         )
         # Any 2xx: [OAS] says 200, [DD] 05 says creates answer 201 (UNCONFIRMED which).

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..text import clean_text
 from ..webhook.event import REFERENCES_LIMIT
@@ -86,14 +88,15 @@ class ChangeEntry:
 
 @dataclass(frozen=True)
 class PastIncident:
-    """An earlier incident PagerDuty finds similar (same service, last six months), in PagerDuty's order."""
+    """An earlier incident PagerDuty finds similar (same service, last six months), in PagerDuty's order.
+
+    [OAS] lists only `incident{id, created_at, self, title}` and a `score`: no incident number and no web address."""
 
     id: str
-    number: int | None
     title: str
     created_at: str
-    url: str
-    score: float | None
+    api_url: str  # the incident's `self`, its address in PagerDuty's REST API; "" when it is not one (_api_url)
+    score: float | None  # PagerDuty's own figure, not 0-1 ([OAS] example 46.8249); its scale is undocumented
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,6 @@ def timeline(raw_entries: Any) -> list[TimelineEntry]:
 
 def _details(body: Mapping[str, Any]) -> str:
     details = body.get("details")
-    if details is None:  # cef_details is real though undocumented; it may carry the details instead
-        details = _object(body.get("cef_details")).get("details")
     if details is None:
         return ""
     if isinstance(details, str):  # PagerDuty allows a plain string here (OAS changelog 2022-05-09)
@@ -301,29 +302,52 @@ def change_events(raw: Any) -> list[ChangeEntry]:
     return _chronological(timed)
 
 
-def past_incidents(raw: Any) -> list[PastIncident]:
-    """Similar earlier incidents (`GET /incidents/{id}/past_incidents` items), in PagerDuty's order (by score).
+def _api_url(incident: Mapping[str, Any]) -> str:
+    """The incident's `self` when it is PagerDuty's https address of this very incident, else "": it is outside
+    text, and a link of anyone's choosing must not reach the prompt as if PagerDuty had given it."""
+    own, address = incident.get("id"), incident.get("self")
+    if not (isinstance(own, str) and _PAGERDUTY_ID.fullmatch(own) and isinstance(address, str)):
+        return ""
+    if len(address) > URL_LIMIT or clean_text(address, URL_LIMIT) != address or " " in address:
+        return ""
+    try:
+        parts = urlsplit(address)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unclosed "[" in the host
+        return ""
+    if parts.scheme != "https" or not (host == "pagerduty.com" or host.endswith(".pagerduty.com")):
+        return ""
+    return address if (parts.path, parts.query, parts.fragment) == (f"/incidents/{own}", "", "") else ""
 
-    PagerDuty documents `incident{id, created_at, title}` and `score`; the number and the web address are taken when
-    the reference carries them (`incident_number`, `html_url`: UNCONFIRMED that it does).
+
+def past_incidents(raw: Any) -> list[PastIncident]:
+    """Similar earlier incidents (`GET /incidents/{id}/past_incidents` items), in PagerDuty's order.
+
+    Only what [OAS] lists is read: `incident{id, created_at, self, title}` and `score`.
     """
     found = []
     for item in _items(raw)[:PAST_INCIDENTS_LIMIT]:
         incident = _object(item.get("incident"))
-        number = incident.get("incident_number")
-        score = item.get("score")
-        url = incident.get("html_url")
         found.append(
             PastIncident(
                 id=entry_id(incident, "incident", incident.get("created_at"), incident.get("title")),
-                number=number if isinstance(number, int) and not isinstance(number, bool) else None,
-                title=clean_text(incident.get("title") or incident.get("summary"), WHAT_LIMIT),
+                title=clean_text(incident.get("title"), WHAT_LIMIT),
                 created_at=_at(incident.get("created_at"))[1],
-                url=clean_text(url, URL_LIMIT) if isinstance(url, str) and url.startswith("https://") else "",
-                score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+                api_url=_api_url(incident),
+                score=_score(item.get("score")),
             )
         )
     return found
+
+
+def _score(value: Any) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        score = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return score if math.isfinite(score) else None  # Python's json reads NaN and Infinity, which JSON has not
 
 
 def cap[E](entries: Sequence[E], head: int, tail: int) -> tuple[list[E], int]:
