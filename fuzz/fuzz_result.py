@@ -339,7 +339,7 @@ def test_one_input(data: bytes) -> None:
             raise AssertionError(f"a link outside the allow-list in the ledger: {link!r}")
     if LOOK_ALIKE.search(unicodedata.normalize("NFKC", json.dumps(kept, ensure_ascii=False, default=str)).casefold()):
         raise AssertionError(f"a marker look-alike in the ledger item: {text[:2000]!r}")
-    if not any(note["content"].startswith("Postmortem summary") for note in http.notes.get(BEHIND, [])):
+    if not any("Postmortem draft by Devin" in note["content"] for note in http.notes.get(BEHIND, [])):
         raise AssertionError(f"the session behind the hostile one got no summary: {report}")
 
 

@@ -421,11 +421,12 @@ def _follow_up_steps(
     else:
         steps.append(Step(text + ":", tuple(posted[0].splitlines())))
     summaries = [note for note in notes if SUMMARY_MARKER in note]
-    text = f"the postmortem's summary came back on {incident_id} once, with its rubric score"
+    text = f"the postmortem's summary came back on {incident_id} once, readable at a glance"
+    at_a_glance = ("P1 · ", "\nImpact: ", "\nEnded by: ", "\nRoot cause (", "\nDraft: ")
     if len(summaries) != 1:
         steps.append(Step(text, problem=f"it was posted {len(summaries)} times, expected exactly once"))
-    elif "Rubric score: " not in summaries[0]:
-        steps.append(Step(text, problem="the summary has no rubric score"))
+    elif missing := [part.strip() for part in at_a_glance if part not in "\n" + summaries[0]]:
+        steps.append(Step(text, problem=f"the summary lacks {', '.join(missing)}"))
     else:
         steps.append(Step(text + ":", tuple(summaries[0].splitlines())))
     return steps

@@ -673,6 +673,27 @@ def sample_result(data: dict[str, Any], pull_request: str | None = None) -> dict
             for change in changes
             if change.get("id")
         ],
+        "impact": {
+            "what": f"Requests to {service} failed with 5xx",
+            "who": f"Customers of {service}",
+            "quantity": {
+                "value": 1840,
+                "unit": "failed requests",
+                "estimate": True,
+                "basis": "the error rate times the request rate over the incident",
+            },
+        },
+        "resolution": {
+            "what": str(resolve.get("what") or "The change was rolled back")[:1000],
+            **({"at": resolve["at"]} if str(resolve.get("at") or "").endswith("Z") else {}),
+            "evidence": [resolve["id"]] if resolve.get("id") else [],
+        },
+        "detection": {
+            "how": "The error rate alert paged the on-call engineer",
+            **({"detected_at": trigger["at"]} if str(trigger.get("at") or "").endswith("Z") else {}),
+            "evidence": [trigger["id"]] if trigger.get("id") else [],
+        },
+        "evidence_gaps": [{"what": "Traces", "why": "no tracing integration is connected to the stand-in"}],
         "went_well": ["The rollback took minutes."],
         "went_poorly": ["Nothing stopped the change before it reached production."],
         "got_lucky": ["The incident started outside the busiest hours."],

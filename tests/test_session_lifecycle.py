@@ -146,7 +146,7 @@ def test_a_session_that_finishes_and_goes_idle_between_two_runs_gets_its_summary
     # THEN the summary of its result is on the incident once, and it is no longer followed
     assert (working["results_valid"], done["results_valid"], again["followed"]) == (0, 1, 0)
     (summary,) = with_marker(pagerduty, SUMMARY)
-    assert f"Pull request: {PR}" in summary
+    assert f"Draft: {PR}" in summary
     item = ledger_item(INCIDENT)
     assert (item["session_status"], item["session_status_detail"]) == ("suspended", "inactivity")
     assert not following()
@@ -377,7 +377,7 @@ def test_a_forwarded_event_after_the_summary_brings_the_session_back_and_a_chang
 
     # THEN one "updated" summary of the new result, and the item left the index again
     (update,) = with_marker(pagerduty, "[pagerduty-postmortem:summary 2]")
-    assert update.startswith("Postmortem summary, updated (drafted by Devin):")
+    assert update.splitlines()[1].startswith("Postmortem draft by Devin, updated: ")
     assert "cache stampede" in update
     assert len(with_marker(pagerduty, SUMMARY)) == 1
     assert not following()

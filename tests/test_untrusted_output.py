@@ -140,7 +140,7 @@ def test_a_responders_note_ending_in_the_bridges_marker_does_not_count_once_the_
 
     # THEN the responder's note is not taken for the bridge's: the summary is posted by the bridge
     own = [n for n in pagerduty.notes_posted(FIRST) if n["content"].endswith(SUMMARY)]
-    assert len(own) == 1 and own[0]["content"].startswith("Postmortem summary")
+    assert len(own) == 1 and "Postmortem draft by Devin: " in own[0]["content"]
 
 
 # --- bounded work: a hostile session never stalls the follow-up -------------------------------------------
@@ -330,7 +330,7 @@ def test_a_foreign_or_non_pull_request_link_is_dropped_and_counted(
     assert report["links_dropped"] == 1
     posted = "\n".join(notes(pagerduty))
     assert url not in posted and "evil" not in posted
-    assert "Pull request: none yet" in posted
+    assert "Draft: not opened yet" in posted
     assert url not in stored()
 
 

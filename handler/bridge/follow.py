@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -29,6 +30,7 @@ from .ledger import (
     recorded_session,
 )
 from .pagerduty.notes import (
+    Heading,
     NoteText,
     pull_request_note,
     result_digest,
@@ -57,6 +59,18 @@ UNPROCESSABLE = "unprocessable"  # the follow-up failed the same way on it GIVE_
 # unavailable is not counted: that is tried again until FollowUpDays.
 GIVE_UP_AFTER = 3
 FAILURE_KIND = "follow_failure"
+# What the summary note says a draft does not cover yet, for each rubric criterion it misses.
+NOT_COVERED = {
+    "timeline": "an evidence-linked timeline",
+    "response_times": "response times",
+    "impact": "quantified impact",
+    "detection": "detection",
+    "causes": "trigger and contributing factors",
+    "blameless": "blameless wording",
+    "action_items": "a preventive, owned and checkable action item",
+    "reflection": "what went well, poorly and lucky",
+    "recurrence": "recurrence",
+}
 NO_SECRETS = Scrubber()  # still scrubs tokens by their shapes
 DEFAULT_LINKS = LinkPolicy()
 FAILURE_COUNT = "follow_failures"
@@ -253,7 +267,7 @@ def _follow(item: Mapping[str, Any], run: _Run, deadline: float, now: float) -> 
         if asked is not None:
             values.update(asked)
             done = False  # it works on the reminder now; its answer is read by a later run
-    outcome = _result(item, state, run.scrubber, ended=done or current == FAILED)
+    outcome = _result(item, state, run.scrubber, run.links, ended=done or current == FAILED)
     wanted = _wanted_notes(item, state, run.links)
     began = None
     for attribute, phases in _SPELLS.items():
@@ -287,7 +301,7 @@ def _follow(item: Mapping[str, Any], run: _Run, deadline: float, now: float) -> 
             "the session needs attention",
             extra={"incident_id": incident_id, "phase": began, "session_status_detail": state.status_detail},
         )
-    return _Read(updated, stopped, posted != NOTE_FAILED, outcome.verdict, began, dropped)
+    return _Read(updated, stopped, posted != NOTE_FAILED, outcome.verdict, began, dropped + outcome.links_dropped)
 
 
 def _trusted(state: SessionState, run: _Run) -> tuple[SessionState, int]:
@@ -355,9 +369,13 @@ class _Outcome:
     compact: Mapping[str, Any] | None = None  # the valid result's compact copy (this read's or an earlier one's)
     score: str | None = None
     evidence: Mapping[str, Any] | None = None  # {"cited": n, "unknown": [ids]} when the data block's ids are known
+    not_covered: tuple[str, ...] | None = None  # what the rubric finds missing, in words (None: not known)
+    links_dropped: int = 0
 
 
-def _result(item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, *, ended: bool) -> _Outcome:
+def _result(
+    item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, links: LinkPolicy, *, ended: bool
+) -> _Outcome:
     """What the session's structured result changes in the item; `ended`: the session is done or failed, so a
     result it has not given is missing. The result is bounded and scrubbed before anything else reads it."""
     schema = str(item.get("result_schema") or results.DEFAULT_SCHEMA)
@@ -371,7 +389,11 @@ def _result(item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, *,
             logger.warning("the session is done and gave no structured result", extra={"session_status": state.status})
             return _Outcome({"result_status": MISSING}, verdict=MISSING)
         return _Outcome(
-            {}, compact=plain(earlier), score=item.get("result_score"), evidence=plain(item.get("result_evidence"))
+            {},
+            compact=plain(earlier),
+            score=item.get("result_score"),
+            evidence=plain(item.get("result_evidence")),
+            not_covered=_known_gaps(item),
         )
     version = int(item.get("result_schema_version") or 1)  # items from before versions were recorded: version 1
     error = results.validation_error(output, schema, version)
@@ -381,8 +403,18 @@ def _result(item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, *,
     if compact.get("pull_request_url") not in (None, *state.pull_request_urls):
         # The free-text link is kept only when it is one the session itself reports.
         del compact["pull_request_url"]
-    score = grade(result=output, computed=plain(item.get("computed")) or None).score
-    values: dict[str, Any] = {"result_status": VALID, "postmortem_result": compact, "result_score": score}
+    dropped = _pages_only_where_the_rule_says(
+        compact, replace(links, page_hosts=frozenset(item.get("link_hosts") or ()))
+    )
+    graded = grade(result=output, computed=plain(item.get("computed")) or None)
+    score = graded.score
+    not_covered = tuple(NOT_COVERED[c.key] for c in graded.criteria if not c.passed and c.key in NOT_COVERED)
+    values: dict[str, Any] = {
+        "result_status": VALID,
+        "postmortem_result": compact,
+        "result_score": score,
+        "result_not_covered": list(not_covered),
+    }
     evidence = None
     if item.get("evidence_ids"):
         # Checked against what the data block held: a cited id it never held is made up or mistyped.
@@ -397,7 +429,30 @@ def _result(item: Mapping[str, Any], state: SessionState, scrubber: Scrubber, *,
         compact=compact,
         score=score,
         evidence=evidence,
+        not_covered=not_covered,
+        links_dropped=dropped,
     )
+
+
+def _pages_only_where_the_rule_says(compact: dict[str, Any], policy: LinkPolicy) -> int:
+    """Keep the page and ticket links of a compact result that are on the hosts its routing rule names (the wiki it
+    publishes to, the tracker of its action items); drop the others, and say how many."""
+    dropped = 0
+    for holder, name in [(compact, "document_url"), *((item, "tracking_url") for item in compact["action_items"])]:
+        if name not in holder:
+            continue
+        allowed = policy.page(holder[name])
+        if allowed is None:
+            del holder[name]
+            dropped += 1
+        else:
+            holder[name] = allowed
+    return dropped
+
+
+def _known_gaps(item: Mapping[str, Any]) -> tuple[str, ...] | None:
+    gaps = item.get("result_not_covered")
+    return tuple(str(gap) for gap in gaps) if isinstance(gaps, list | tuple) else None
 
 
 def _invalid(item: Mapping[str, Any], error: str) -> _Outcome:
@@ -414,12 +469,45 @@ def _summary(item: Mapping[str, Any], state: SessionState, outcome: _Outcome) ->
     follow-up episode and the result has changed since, one "updated" note for this episode."""
     if outcome.compact is None:
         return None
-    if not item.get("summary_note_posted_at"):
-        return summary_note(outcome.compact, state.pull_request_urls, outcome.score, outcome.evidence)
     episode = int(item.get(EPISODE) or 1)
-    if episode < 2 or item.get(SUMMARY_DIGEST) == result_digest(outcome.compact):
+    first = not item.get("summary_note_posted_at")
+    if not first and (episode < 2 or item.get(SUMMARY_DIGEST) == result_digest(outcome.compact)):
         return None
-    return summary_note(outcome.compact, state.pull_request_urls, outcome.score, outcome.evidence, update=episode)
+    return summary_note(
+        outcome.compact,
+        state.pull_request_urls,
+        _heading(item),
+        outcome.not_covered,
+        outcome.evidence,
+        change_links=plain(item.get("change_links")) or None,
+        update=None if first else episode,
+    )
+
+
+def _heading(item: Mapping[str, Any]) -> Heading:
+    """The incident as the ledger recorded it from PagerDuty, and how long it took: the bridge's computed figure,
+    else the time between its creation and its resolve."""
+    computed = plain(item.get("computed")) or {}
+    seconds = computed.get("seconds_to_resolve") if isinstance(computed, Mapping) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        seconds = _between(item.get("created_at"), item.get("resolved_at"))
+    return Heading(
+        title=str(item.get("title") or ""),
+        priority=item.get("priority") if isinstance(item.get("priority"), str) else None,
+        urgency=str(item.get("urgency") or ""),
+        seconds_to_resolve=seconds,
+    )
+
+
+def _between(start: Any, end: Any) -> float | None:
+    try:
+        began = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if began.tzinfo is None or ended.tzinfo is None:
+        return None
+    return (ended - began).total_seconds()
 
 
 def _changed(item: Mapping[str, Any], state: SessionState) -> bool:

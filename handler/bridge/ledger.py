@@ -44,7 +44,24 @@ DELIVERED_EPOCH = "delivered_epoch"
 EPISODE = "follow_episode"
 STATUS_DETAIL = "session_status_detail"
 
-_serialize = TypeSerializer().serialize
+_to_dynamodb = TypeSerializer().serialize
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    """A value as DynamoDB stores it: floats as Decimal (boto3 refuses floats), a float that is not finite as null."""
+    return _to_dynamodb(_decimals(value))
+
+
+def _decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value)) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _decimals(child) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimals(child) for child in value]
+    return value
+
+
 _deserialize = TypeDeserializer().deserialize
 
 

@@ -61,6 +61,8 @@ class SessionRequest:
     evidence_ids: tuple[str, ...] = ()
     # The hosts of the wiki and the tracker the rule names: the summary note may link pages and tickets there.
     link_hosts: tuple[str, ...] = ()
+    # Each change event's first link, as PagerDuty gave it: the summary note links the change the result implicates.
+    change_links: Mapping[str, str] | None = None
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": self.prompt, "title": self.title, "tags": list(self.tags)}
@@ -90,6 +92,8 @@ class SessionRequest:
             details["evidence_ids"] = list(self.evidence_ids)
         if self.link_hosts:
             details["link_hosts"] = list(self.link_hosts)
+        if self.change_links:
+            details["change_links"] = dict(self.change_links)
         return details
 
 
@@ -400,7 +404,23 @@ def build_session_request(
         computed=record.computed if record is not None else None,
         evidence_ids=tuple(data_ids(record)) if record is not None else (),
         link_hosts=where.link_hosts,
+        change_links=_change_links(record),
     )
+
+
+_CHANGE_LINK = re.compile(r"https://[A-Za-z0-9.-]+(?::443)?(/[^\s<>\"'`\x00-\x1f]*)?")
+
+
+def _change_links(record: IncidentRecord | None) -> dict[str, str] | None:
+    """Each change event's first https link, by its id: links as PagerDuty's change events give them."""
+    if record is None or record.change_events is None:
+        return None
+    links = {
+        change.id: link
+        for change in record.change_events.entries
+        if (link := next((url for url in change.links if _CHANGE_LINK.fullmatch(url)), None))
+    }
+    return links or None
 
 
 # --- Forwarding later events to the session -------------------------------------------------------------

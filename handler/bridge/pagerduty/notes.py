@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,53 +79,113 @@ def pull_request_note(url: str) -> NoteText:
     )
 
 
-def _evidence_line(evidence: Mapping[str, Any] | None) -> list[str]:
-    if not evidence:
-        return []
-    cited, unknown = int(evidence.get("cited") or 0), list(evidence.get("unknown") or ())
+def _unknown_line(evidence: Mapping[str, Any] | None) -> list[str]:
+    """One line naming the cited ids PagerDuty's record never held; nothing when every id was found."""
+    unknown = list((evidence or {}).get("unknown") or ())
     if not unknown:
-        return [f"Evidence: {cited} citations, every id found in PagerDuty's record."]
+        return []
     shown = ", ".join(_field(reference, 60) for reference in unknown[:5])
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-    return [f"Evidence: {cited} citations; {len(unknown)} not in PagerDuty's record: {shown}{more}. Check them."]
+    return [f"Cited, but not in PagerDuty's record: {shown}{more}."]
+
+
+@dataclass(frozen=True)
+class Heading:
+    """What the note's first line says of the incident (the ledger's own record of it, not Devin's words)."""
+
+    title: str = ""
+    priority: str | None = None
+    urgency: str = ""
+    seconds_to_resolve: float | None = None  # the bridge's computed figure
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as a person reads it at a glance: "45 s", "51 min", "2 h 5 min"; "" when unknown."""
+    if seconds is None or seconds < 0:
+        return ""
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes = (whole + 30) // 60
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+
+
+def _first_line(heading: Heading) -> str:
+    severity = _field(heading.priority, 20) or (f"{_field(heading.urgency, 20)} urgency" if heading.urgency else "")
+    took = duration(heading.seconds_to_resolve) or "duration unknown"
+    return " · ".join(part for part in (severity, took, _field(heading.title, 200) or "PagerDuty incident") if part)
+
+
+def _impact(result: Mapping[str, Any]) -> str:
+    impact = result.get("impact") if isinstance(result.get("impact"), Mapping) else {}
+    quantity = impact.get("quantity") if isinstance(impact.get("quantity"), Mapping) else {}
+    parts = []
+    value, unit = quantity.get("value"), _field(quantity.get("unit"), 100)
+    number = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value)
+    )
+    if number and unit:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+            value = int(value)
+        figure = (f"{value:,}" if isinstance(value, int) else f"{value:,.2f}".rstrip("0").rstrip("."))[:30]
+        basis = _field(quantity.get("basis"), 200)
+        estimate = (f" (estimate: {basis})" if basis else " (estimate)") if quantity.get("estimate") else ""
+        parts.append(f"{figure} {unit}{estimate}")
+    who, what = _field(impact.get("who"), 200), _field(impact.get("what"), 300)
+    parts += [text for text in (who, what) if text]
+    return "Impact: " + (" — ".join(parts) if parts else "not stated")
+
+
+def _ended(result: Mapping[str, Any]) -> str:
+    resolution = result.get("resolution") if isinstance(result.get("resolution"), Mapping) else {}
+    what = _field(resolution.get("what"), 300)
+    at = _field(resolution.get("at"), 40)
+    when = f" ({at[11:16]} UTC)" if len(at) >= 16 and at.endswith("Z") else ""
+    return f"Ended by: {what}{when}" if what else "Ended by: not stated"
 
 
 def summary_note(
     result: Mapping[str, Any],
     pull_request_urls: Sequence[str],
-    score: str | None = None,
+    heading: Heading | None = None,
+    not_covered: Sequence[str] | None = None,
     evidence: Mapping[str, Any] | None = None,
     *,
+    change_links: Mapping[str, str] | None = None,
     update: int | None = None,
 ) -> NoteText:
-    """The postmortem's summary on the incident: the root cause in a line, each action item (title, type, priority,
-    owner), the pull request's link, the rubric's score and whether the cited evidence exists, within
-    SUMMARY_LIMIT characters.
+    """The postmortem's summary on the incident, for a person at a glance, within SUMMARY_LIMIT characters: the
+    priority, how long and the title first; who and what was hurt; what ended it; the root cause with its confidence
+    and the implicated change's link; the action items with owners and tickets; where the draft is; what the draft
+    does not cover yet, in words; and the cited ids PagerDuty's record never held, if any.
 
-    `result` is the compact copy of a valid result (result.compact), so every field read here exists. With `update`
-    (the follow-up episode, from 2) it is the summary of a result that changed after an earlier summary was posted.
+    `result` is the compact copy of a valid result (result.compact): every field it must have exists, the rest may
+    not (a copy kept before version 2 of the schema has none of them). Its links were checked by the caller.
+    `not_covered` are the rubric's words for what the result misses (None: not known, nothing said). With `update`
+    (the follow-up episode, from 2) it is the summary of a result that changed after an earlier one was posted.
     """
     marker = f"[{MARKER_PREFIX}:summary]" if update is None else f"[{MARKER_PREFIX}:summary {update}]"
     root = result["root_cause"]
+    implicated = [link for change in result.get("implicated") or () if (link := (change_links or {}).get(str(change)))]
+    cause = f"Root cause ({_field(root['confidence'], 20)}): {_field(root['statement'], _LINE_LIMIT)}"
     head = [
-        "Postmortem summary (drafted by Devin):"
-        if update is None
-        else "Postmortem summary, updated (drafted by Devin):",
-        _field(result["summary"], _LINE_LIMIT),
-        f"Root cause ({_field(root['confidence'], 20)}): {_field(root['statement'], _LINE_LIMIT)}",
+        _first_line(heading or Heading()),
+        ("Postmortem draft by Devin, updated: " if update is not None else "Postmortem draft by Devin: ")
+        + _field(result["summary"], _LINE_LIMIT),
+        _impact(result),
+        _ended(result),
+        cause + (f" Change: {implicated[0]}" if implicated else ""),
     ]
     items = [
         f"- [{_field(item['priority'], 10)} {_field(item['type'], 20)}] {_field(item['title'], 200)}"
-        f" (owner: {_field(item['owner'], 100)})"
+        f" — owner: {_field(item['owner'], 100)}" + (f" — {item['tracking_url']}" if item.get("tracking_url") else "")
         for item in result["action_items"]
     ]
-    # Only links the session itself reports (the caller passes them through the link policy): the result's
-    # free-text pull_request_url is kept only when it is one of them.
-    urls = list(pull_request_urls)
+    draft = result.get("document_url") or (pull_request_urls[0] if pull_request_urls else None)
     tail = [
-        f"Pull request: {urls[0]}" if urls else "Pull request: none yet",
-        *([f"Rubric score: {score} (docs/postmortem-rubric.md)"] if score else []),
-        *_evidence_line(evidence),
+        f"Draft: {draft}" if draft else "Draft: not opened yet",
+        *([f"Not covered: {', '.join(not_covered)}"] if not_covered else []),
+        *_unknown_line(evidence),
         marker,
     ]
     total = len(items) + int(result.get("action_items_omitted") or 0)
@@ -140,7 +201,7 @@ def summary_note(
             break
         kept.append(item)
     content = text(kept)
-    if len(content) > SUMMARY_LIMIT:  # only with a summary and root cause at their caps and a very long URL
+    if len(content) > SUMMARY_LIMIT:  # only with every text at its cap and very long links
         end = "\n".join(tail)
         content = content[: SUMMARY_LIMIT - len(end) - 2] + "…\n" + end
     return NoteText(marker, content, kind=SUMMARY if update is None else MARKED, digest=result_digest(result))

@@ -202,8 +202,10 @@ def _text(value: Any, limit: int) -> str:
 
 
 def compact(result: Mapping[str, Any]) -> dict[str, Any]:
-    """What the ledger keeps of a valid result: the summary, the root cause's statement and confidence, and each
-    action item's title, type, priority and owner (the first MAX_ITEMS), each text capped."""
+    """What the ledger keeps of a valid result, for `scripts/ledger show` and the summary note: the summary, the root
+    cause's statement and confidence, each action item's title, type, priority, owner and ticket (the first
+    MAX_ITEMS); and, when the result gives them, the impact, what ended the incident, the changes it implicates and
+    the page it was published to. Each text capped; links are checked by the caller (follow.py)."""
     root = result["root_cause"]
     items = result["action_items"]
     kept: dict[str, Any] = {
@@ -212,16 +214,56 @@ def compact(result: Mapping[str, Any]) -> dict[str, Any]:
             "statement": _text(root["statement"], STATEMENT_LIMIT),
             "confidence": _text(root["confidence"], 20),
         },
-        "action_items": [
-            {field: _text(item[field], ITEM_TEXT_LIMIT) for field in ("title", "type", "priority", "owner")}
-            for item in items[:MAX_ITEMS]
-        ],
+        "action_items": [_item(item) for item in items[:MAX_ITEMS]],
     }
     if len(items) > MAX_ITEMS:
         kept["action_items_omitted"] = len(items) - MAX_ITEMS
-    url = result.get("pull_request_url")
-    if isinstance(url, str) and url:
-        kept["pull_request_url"] = clean_text(url, 2048)  # kept only if the session reports it (follow.py)
+    for name in ("pull_request_url", "document_url"):
+        url = result.get(name)
+        if isinstance(url, str) and url:
+            kept[name] = clean_text(url, 2048)
+    impact = _impact(result.get("impact"))
+    if impact:
+        kept["impact"] = impact
+    resolution = result.get("resolution")
+    if isinstance(resolution, Mapping) and isinstance(resolution.get("what"), str):
+        kept["resolution"] = {"what": _text(resolution["what"], ITEM_TEXT_LIMIT)}
+        if isinstance(resolution.get("at"), str):
+            kept["resolution"]["at"] = clean_text(resolution["at"], 40)
+    changes = result.get("changes") if isinstance(result.get("changes"), list) else []
+    implicated = [
+        _text(change["id"], 100)
+        for change in changes
+        if isinstance(change, Mapping) and change.get("verdict") == "implicated" and isinstance(change.get("id"), str)
+    ]
+    if implicated:
+        kept["implicated"] = implicated[:5]
+    return kept
+
+
+def _item(item: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {field: _text(item[field], ITEM_TEXT_LIMIT) for field in ("title", "type", "priority", "owner")}
+    if isinstance(item.get("tracking_url"), str):
+        kept["tracking_url"] = clean_text(item["tracking_url"], 2048)
+    return kept
+
+
+def _impact(impact: Any) -> dict[str, Any]:
+    if not isinstance(impact, Mapping):
+        return {}
+    kept: dict[str, Any] = {
+        name: _text(impact[name], ITEM_TEXT_LIMIT) for name in ("what", "who") if isinstance(impact.get(name), str)
+    }
+    quantity = impact.get("quantity")
+    value = quantity.get("value") if isinstance(quantity, Mapping) else None
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e15
+    if isinstance(quantity, Mapping) and isinstance(quantity.get("unit"), str) and finite:
+        kept["quantity"] = {
+            "value": value,
+            "unit": _text(quantity["unit"], 100),
+            "estimate": bool(quantity.get("estimate")),
+            **({"basis": _text(quantity["basis"], ITEM_TEXT_LIMIT)} if isinstance(quantity.get("basis"), str) else {}),
+        }
     return kept
 
 
