@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 TOLERANCE_SECONDS = 60
@@ -29,7 +30,7 @@ MAX_CHARS = 1_000_000  # a postmortem is tens of KB; a bigger file is graded on 
 MAX_LINE = 4_000  # characters of one line that are searched
 MAX_ITEMS = 500  # entries of one list (Markdown or result) that are judged
 MAX_SHOWN = 3  # problems quoted in a `why`, then "and N more"
-MAX_SCANNED = 200_000  # characters searched for a criterion's substance outside its sections
+MAX_SCANNED = 100_000  # characters searched for substance outside a criterion's sections: four long postmortems
 MAX_FIGURES = 50  # response figures read from one document
 MAX_SPANS = 5_000  # spans of a timeline a figure is compared with
 TEMPLATE_WORDS = 60  # fewer words outside prompts and placeholders: a template, not a postmortem
@@ -104,13 +105,15 @@ SECTIONS: dict[str, Section] = {
             "detection",
             "Detection",
             r"\bdetect(?:ion|ed)?\b|\bdiscovery\b",
-            r"\bhow (?:we|it was) (?:found|noticed|learned)\b|\bwas ?n[o'’]t caught\b|\bnot caught\b",
+            r"\bhow (?:we|it was) (?:found|noticed|learned)\b|\bwas ?n[o'’]t caught\b|\bnot caught\b"
+            r"|\b(?:know|knew|notice|noticed|find out) (?:it )?sooner\b",
         ),
         Section(
             "root_cause",
             "Root cause",
             r"\broot cause|\btrigger\b|(?<!contributing )\bcauses?\b",
-            r"\brca\b|\bwhat caused\b|\bwhy it (?:happened|failed|broke)\b|\btechnical (?:problem|cause)",
+            r"\brca\b|\bwhat caused\b|\bwhy it (?:happened|failed|broke)\b|\btechnical (?:problem|cause)"
+            r"|\bwhat happened\b",
         ),
         Section(
             "contributing",
@@ -124,7 +127,7 @@ SECTIONS: dict[str, Section] = {
             r"\baction items?\b|\bfollow[- ]ups?\b|\bremediation\b|\bcorrective actions?\b|\bnext steps\b",
             r"\bcorrective\b|\bpreventa?t?ive (?:measures|actions)\b|\bimprovements\b|\bto-?dos?\b|\bprevention\b"
             r"|\bhow (?:are |will )?we (?:are |will )?(?:prevent|fix|avoid)\w*|\bpreventing (?:it|this|recurrence)\b"
-            r"|\bwhat we(?:'re| are| will) (?:doing|changing)\b",
+            r"|\bwhat we(?:'re| are| will) (?:doing|changing)\b|\bwhat (?:we|i) (?:changed|fixed)\b",
         ),
         Section("went_well", "What went well", r"\bwent well\b", r"\bwhat worked\b|\bworked well\b|\bwent right\b"),
         Section(
@@ -310,7 +313,7 @@ _NUMBER_WORDS = {
     "fifty": 50, "sixty": 60, "ninety": 90,
 }  # fmt: skip
 _WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-_UNIT = r"(?:days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)(?![a-z])"
+_UNIT = r"(?:(?i:days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)|(?-i:[dhms]))(?![a-zA-Z])"  # 2M is a count
 _LONG_UNIT = r"(?:days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)(?![a-z])"
 _PART = rf"(?:\d+(?:\.\d+)?\s*-?\s*{_UNIT}|\b(?:{_WORD})[\s-]+{_LONG_UNIT})"
 _DURATION = re.compile(rf"(?<![\d.:])(?:{_PART})(?:(?:\s*,\s*|\s+and\s+|\s*)(?:{_PART}))*", re.I)
@@ -436,8 +439,16 @@ def _raw_lines(markdown: str) -> tuple[list[tuple[int, str, bool]], set[int]]:
     return lines, coded
 
 
-def _names(title: str, strict: bool) -> list[str]:
-    return [key for key, pattern in _OPENS[strict].items() if pattern.search(title)]
+_ANY_NAME = {
+    strict: re.compile("|".join(pattern.pattern for pattern in _OPENS[strict].values()), re.I) for strict in _OPENS
+}
+
+
+@lru_cache(maxsize=1024)  # a long document repeats its headings and labels
+def _names(title: str, strict: bool) -> tuple[str, ...]:
+    if not _ANY_NAME[strict].search(title):  # one look first: most lines name no section
+        return ()
+    return tuple(key for key, pattern in _OPENS[strict].items() if pattern.search(title))
 
 
 def _headings(raw: list[tuple[int, str, bool]], strict: bool) -> list[_Line]:
@@ -483,7 +494,7 @@ def _blocks(lines: list[_Line], strict: bool) -> dict[str, list[_Block]]:
     group its items ("### Detection" there is not the detection analysis). The lenient reading also takes a
     labelled line ("**Impact**: 23% of requests", "Duration: 19 hours") as a section of its own."""
     found: dict[str, list[_Block]] = {}
-    stack: list[tuple[int, int, str, list[str], bool]] = []  # (level, index, title, keys, under action items)
+    stack: list[tuple[int, int, str, Sequence[str], bool]] = []  # (level, index, title, keys, under action items)
 
     def close(end: int) -> None:
         level, start, title, keys, _ = stack.pop()
@@ -495,14 +506,16 @@ def _blocks(lines: list[_Line], strict: bool) -> dict[str, list[_Block]]:
             while stack and stack[-1][0] >= line.level:
                 close(index)
             grouped = any(keys and "action_items" in keys or under for _, _, _, keys, under in stack)
-            keys = [] if grouped else _names(line.title, strict)
+            keys = () if grouped else _names(line.title, strict)
             stack.append((line.level, index, line.title, keys, grouped))
-        elif not strict and (label := _LABEL.match(line.text)) and len(label.group(1).split()) <= 6:
-            if any("action_items" in keys or under for _, _, _, keys, under in stack):
-                continue
-            names = _names(label.group(1), strict)
+        elif (
+            not strict and ":" in line.text and (label := _LABEL.match(line.text)) and len(label.group(1).split()) <= 6
+        ):
+            names: Sequence[str] = _names(label.group(1), strict)
             if _BULLET.match(line.text):  # "- **Effective customer remediation**: …" is no action item
                 names = [key for key in names if _OPENS[strict][key].match(label.group(1))]
+            if not names or any("action_items" in keys or under for _, _, _, keys, under in stack):
+                continue
             body = [_Line(line.number, label.group(2))]
             for following in lines[index + 1 : index + 20]:
                 if following.level or not following.text.strip() or following.start or _BULLET.match(following.text):
@@ -680,13 +693,14 @@ def _prompt(text: str) -> bool:
     """A line that only prompts: an empty item, a question in a quote, an instruction in italics, an empty row."""
     if _PROMPT_LINE.fullmatch(text):
         return True
-    return bool(_ROW.match(text)) and all(_placeholder(cell) for cell in _cells(text))
+    return bool(_ROW.match(text)) and not _SEPARATOR.match(text) and all(_placeholder(cell) for cell in _cells(text))
 
 
 def _template(lines: list[_Line], references: frozenset[str]) -> str:
-    """Why the document is a template or a placeholder, or "" when it says enough to be graded: fewer words than
-    TEMPLATE_WORDS outside headings, prompts and placeholders, or fewer than five times that and a prompt or
-    placeholder for every five words. Read line by line until it is clearly a postmortem."""
+    """Why the document is a template or a placeholder, or "" when it says something to grade: nothing outside its
+    headings, or prompts and placeholders ({…}, <…>, [Name], YYYY-MM-DD, TBD, an empty row) with fewer than
+    TEMPLATE_WORDS words outside them, or one for every five words of fewer than five times that. A short note
+    without prompts is graded. Read line by line until it is clearly a postmortem."""
     words = prompts = 0
 
     def drop(match: re.Match[str]) -> str:
@@ -705,10 +719,11 @@ def _template(lines: list[_Line], references: frozenset[str]) -> str:
         words += len(re.findall(r"[A-Za-z][A-Za-z'’]+", _PROMPTS.sub(drop, "\n".join(kept))))
         if words >= 5 * TEMPLATE_WORDS:
             return ""
-    if words >= TEMPLATE_WORDS and prompts * 5 < words:
+    if words and (not prompts or (words >= TEMPLATE_WORDS and prompts * 5 < words)):
         return ""
     if not words and not prompts:
-        return "an empty document: nothing to grade"
+        headings = any(line.level for line in lines)
+        return ("nothing but headings" if headings else "an empty document") + ": nothing to grade"
     return (
         f"a template or placeholder document: {words} words outside headings, prompts and placeholders"
         f" ({prompts} prompt{'s' * (prompts != 1)} or placeholder{'s' * (prompts != 1)}), nothing to grade"
@@ -752,10 +767,17 @@ _EVIDENCE = re.compile(
 _REFERENCE_USE = re.compile(r"\[([^\[\]]+)\](?!\()(?:\[([^\[\]]*)\])?")
 
 
-def _evidence(text: str, references: frozenset[str]) -> bool:
+_NAME_SPAN = re.compile(r"`(?![^`]*(?:\d|[@#]|\.[A-Za-z]{1,5}\b))[^`]*`")  # `hakawai-gateway`, `/reports`
+
+
+def _evidence(text: str, doc: _Doc) -> bool:
+    """A link, an id, an issue, a commit, or a reference-style link the document defines. In the lenient reading a
+    backticked name (`checkout-api`) is not evidence; a backticked id, version or file (`api@4f2c9e1`) is."""
+    if not doc.strict:
+        text = _NAME_SPAN.sub(" ", text)
     if _EVIDENCE.search(text):
         return True
-    return any((used.group(2) or used.group(1)).lower() in references for used in _REFERENCE_USE.finditer(text))
+    return any((used.group(2) or used.group(1)).lower() in doc.references for used in _REFERENCE_USE.finditer(text))
 
 
 # 1. An evidence-linked timeline in UTC.
@@ -770,6 +792,7 @@ class _Entry:
     utc: bool
     evidence: bool
     block: int
+    clock: time | None = None  # as written, before any zone
 
 
 _DECLARED = re.compile(
@@ -778,6 +801,7 @@ _DECLARED = re.compile(
 )
 _TIME_HEADER = re.compile(r"\b(?:time|when|date|timestamp)\b.*?\(?\b(?P<zone>" + _ZONE_TEXT + r")\)?", re.I)
 _UTC_WORD = re.compile(r"\butc\b", re.I)
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 
 
 def _declared(texts: Iterable[str]) -> str:
@@ -840,10 +864,10 @@ def _timeline(doc: _Doc, blocks: list[tuple[_Block, list[_Item], list[_Item]]]) 
     """The timeline's entries, each with its moment: a date from the entry, a date heading or line above it, or the
     previous entry (the next day past midnight); a zone from the entry, its timeline, or the document."""
     entries: list[_Entry] = []
-    document_zone = "" if doc.strict else _declared(line.text for line in doc.lines)
-    year = next(
-        (int(match.group()) for line in doc.lines if (match := re.search(r"\b(?:19|20)\d{2}\b", line.text))), 1970
-    )
+    if not blocks:
+        return entries
+    document_zone = "" if doc.strict else _declared(paragraph.text for paragraph in doc.scanned)
+    year = next((int(match.group()) for paragraph in doc.scanned if (match := _YEAR.search(paragraph.text))), 1970)
     for number, (block, items, prose) in enumerate(blocks):
         if doc.strict:
             candidates = items or [item for item in prose if _stamp(item.text, 80)]
@@ -883,13 +907,13 @@ def _timeline(doc: _Doc, blocks: list[tuple[_Block, list[_Item], list[_Item]]]) 
                 if not doc.strict and stamp is not None and len(item.text.split()) <= 6:
                     continue  # a date on its own line dates what follows
                 if doc.strict or stamp is not None:
-                    evidence = _evidence(item.text, doc.references)
+                    evidence = _evidence(item.text, doc)
                     entries.append(_Entry(item.line, item.text, None, False, False, evidence, number))
                 continue
             zone = stamp.zone or declared or (told if not doc.strict else "")
             told = stamp.zone or told
             offset = _offset(zone, current) if zone else None
-            evidence = _evidence(item.text, doc.references) or any(n in doc.coded for n in item.numbers)
+            evidence = _evidence(item.text, doc) or any(n in doc.coded for n in item.numbers)
             try:
                 local = datetime.combine(current or date(year, 1, 1), stamp.clock)
                 if previous and stamp.day is None and previous - timedelta(days=1) < local < previous:
@@ -899,7 +923,9 @@ def _timeline(doc: _Doc, blocks: list[tuple[_Block, list[_Item], list[_Item]]]) 
                 entries.append(_Entry(item.line, item.text, None, False, False, evidence, number))
                 continue
             previous, current = local, local.date()
-            entries.append(_Entry(item.line, item.text, moment, offset is not None, offset == 0, evidence, number))
+            entries.append(
+                _Entry(item.line, item.text, moment, offset is not None, offset == 0, evidence, number, local.time())
+            )
     return entries[:MAX_ITEMS]
 
 
@@ -987,7 +1013,8 @@ _PHRASES = {
     "duration": re.compile(
         r"\b(?:outage|incident|impact|downtime|disruption)\s+duration\b|\bduration\b|\bdowntime\b|\boutage\b"
         r"|\b(?:was|were|been|went|is)\s+(?:down|offline|unavailable|broken|degraded)\b|\bdown for\b"
-        r"|\blast(?:ed|ing|s)\b|\bpersist(?:ed|s)?\b|\bfailed for\b",
+        r"|\blast(?:ed|ing|s)\b|\bpersist(?:ed|s)?\b|\bfailed for\b"
+        r"|\b(?:could(?:n[o'’]t| not)|can(?:no|')t|unable to)\b[^.;]{0,50}?\bfor\b",
         re.I,
     ),
 }
@@ -998,8 +1025,10 @@ _VERB_AFTER = re.compile(  # "was discovered 3 hours after the bug was filed"
     rf"\s+(?:[\w-]+\s+){{0,2}}?(?P<duration>{_DURATION.pattern})\s+(?:after|later|from)\b",
     re.I,
 )
-_NAMED_SPAN = re.compile(  # "a 47 minute period", "7 hours of downtime"
-    r"\s*(?:-\s*)?(?:long\s+)?(?:period|outage|window|disruption|of downtime|of (?:the )?outage)\b", re.I
+_NAMED_SPAN = re.compile(  # "a 47 minute period during which …", "7 hours of downtime"; not "a 75-second stall"
+    r"\s*(?:-\s*)?(?:long\s+)?(?:period (?:during which|of (?:the )?(?:outage|downtime|impact))|outage|window"
+    r"|disruption|of downtime|of (?:the )?outage)\b",
+    re.I,
 )
 _HEDGES = re.compile(
     r"(?P<approx>about|around|approximately|approx\.?|roughly|~|≈|circa|some|close to)"
@@ -1027,6 +1056,8 @@ class _Figure:
     line: int
     quote: str
     window: bool = False  # "from 15:30 to 18:10": the document's own times, a reference for its other figures
+    ends: tuple[time, time] | None = None  # a window's start and end as written
+    loose: bool = False  # "from ±01:00 to ±10:00": ends given roughly
 
 
 def _agrees(figure: _Figure, actual: float) -> bool:
@@ -1097,7 +1128,11 @@ def _figures(doc: _Doc, skip: frozenset[int]) -> list[_Figure]:
             if seconds < 0:
                 seconds += 86400
             where = paragraph.line_at(window.start())
-            found.append(_Figure("duration", seconds, seconds, "", where, window.group().strip(" ()"), True))
+            loose = bool(re.search(r"[~±≈]|\babout\b|\baround\b|\bapprox", window.group(), re.I))
+            ends = (start[0].time(), end[0].time())
+            found.append(
+                _Figure("duration", seconds, seconds, "", where, window.group().strip(" ()"), True, ends, loose)
+            )
             taken.append(window.span())
         for measure, phrase in (*_STATED.items(), *_PHRASES.items()):
             for match in phrase.finditer(text):
@@ -1175,7 +1210,8 @@ _CHANGED = re.compile(
     re.I,
 )
 _BROKE = re.compile(
-    r"\b(?:begins?|began|starts?|started)\s+(?:to\s+)?(?:fail|error|return|experienc|crash|degrad|impact|serv|melt)\w*"
+    r"\b(?:begins?|began|starts?|started)\s+(?:to\s+)?(?:fail|error|return|experienc|crash|degrad|impact|serv|melt"
+    r"|restart)\w*|\b(?:\d{3}s?|5xx|errors?|failures?|responses?|requests?)\s+(?:start|begin|began)\w*"
     r"|\btriggered\b|\bwent down\b|\b(?:is|was) down\b|\b(?:failures?|errors?) (?:began|begin|start)\w*",
     re.I,
 )
@@ -1352,7 +1388,7 @@ def _compare(stated: list[tuple[str, float, str]], reference: _Reference, source
         return _Verdict(FAIL, _listed(misses) + f" (more than {TOLERANCE_SECONDS} s)")
     if not matches:
         return _Verdict(
-            ABSENT,
+            UNCHECKED,
             f"nothing to compare: {source} states the {' and '.join(dict.fromkeys(unchecked))}, but there are no"
             " computed figures and the timeline has no triggered/acknowledged/resolved times",
         )
@@ -1364,6 +1400,26 @@ def _when(entry: _Entry) -> str:
     if entry.moment is None:
         return f"line {entry.line}"
     return f"{entry.moment:%H:%M}{' UTC' if entry.zoned else ''} (line {entry.line})"
+
+
+def _ends_in(figure: _Figure, entries: Sequence[_Entry]) -> tuple[_Entry, _Entry] | None:
+    """The entries whose times, as written, a stated window starts and ends at (within the tolerance; ten minutes for
+    a window given roughly), if both are there."""
+    slack = 600 if figure.loose else TOLERANCE_SECONDS
+
+    def near(clock: time) -> _Entry | None:
+        target = clock.hour * 3600 + clock.minute * 60 + clock.second
+        for entry in entries:
+            if entry.clock is not None:
+                gap = abs(entry.clock.hour * 3600 + entry.clock.minute * 60 + entry.clock.second - target)
+                if min(gap, 86400 - gap) <= slack:
+                    return entry
+        return None
+
+    if figure.ends is None:
+        return None
+    start, end = near(figure.ends[0]), near(figure.ends[1])
+    return (start, end) if start and end else None
 
 
 def _response_md(doc: _Doc, reference: _Reference) -> _Verdict:
@@ -1384,6 +1440,9 @@ def _response_md(doc: _Doc, reference: _Reference) -> _Verdict:
             (matches if _agrees(figure, expected) else misses).append(
                 f"{said}, the record's is {_clock_text(expected)}"
             )
+            continue
+        if figure.ends and (ends := _ends_in(figure, reference.entries)):
+            matches.append(f"{said} agrees with the timeline's {_when(ends[0])} and {_when(ends[1])}")
             continue
         if figure.measure not in measured:
             measured[figure.measure] = _spans(reference.entries, figure.measure)[:MAX_SPANS]
@@ -1447,7 +1506,7 @@ _AFFECTED = (
     r"|developers|requests|queries|calls|jobs|builds|tests|PRs|pull requests|pods|orders|checkouts|payments"
     r"|transactions|purchases|sessions|visitors|visits|page ?views|events|messages|e-?mails|notifications|records"
     r"|rows|files|uploads|downloads|failures|errors|timeouts|evaluations|installs|devices|apps|applications|projects"
-    r"|repositories|repos|workloads|deployments|services|instances|flags|bookings)"
+    r"|repositories|repos|workloads|deployments|services|instances|flags|bookings|IPs|IP addresses)"
 )
 _AMOUNT = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?(?:[kKmMbB]\b|bn\b|million\b|billion\b|thousand\b))?"
 _OF_AFFECTED = rf"\s+of\s+(?:the\s+|all\s+|our\s+)?(?:[\w-]+\s+){{0,3}}{_AFFECTED}\b"
@@ -1524,7 +1583,10 @@ _GAP = re.compile(
     r"|not detected|delay(?:ed)?|late)\b",
     re.I,
 )
-_SIGNALS = r"(?:alert\w*|alarm\w*|monitor\w*|notification\w*|pag(?:e|es|ing|er)|probes?|warnings?)"
+_SIGNALS = (
+    r"(?:alert\w*|alarm\w*|monitor\w*|notification\w*|pag(?:e|es|ing|er)|probes?|warnings?"
+    r"|(?:synthetic|health|uptime|canary)\s+(?:checks?|tests?))"
+)
 _GAP_ANYWHERE = re.compile(
     rf"\b(?:no|missing|lack(?:ed|ing)?(?: of)?|without|absent|insufficient|inadequate|not (?:have|get)"
     rf"|(?:did|do|does) ?n[o'’]t (?:have|get|receive))\s+(?:[\w/-]+\s+){{0,2}}(?:{_SIGNALS}|tests?/alert\w*|visibility"
@@ -1539,7 +1601,15 @@ _GAP_ANYWHERE = re.compile(
     rf"|\b(?:add|adding|create|creating|set up|setting up|setup|implement|implementing|introduce|improve|improving"
     rf"|build|enable|fix)\s+(?:[\w/-]+\s+){{0,4}}{_SIGNALS}\b"
     rf"|\b(?:quickly|promptly|rapid(?:ly)?|immediately)\s+(?:\w+\s+){{0,2}}(?:detect\w*|alert\w*|notic\w*|paged|caught)\b"
-    r"|\brapid detection\b|\bdetection was (?:fast|quick|prompt)\b",
+    r"|\brapid detection\b|\bdetection was (?:fast|quick|prompt)\b"
+    r"|\b(?:alert\w*|notification\w*|pages?)\b[^.;]{0,40}\b(?:go|goes|went|sent)\s+to\b[^.;]{0,60}"
+    r"\b(?:not|never|nobody|no one)\b"  # alerts that go where nobody reads them
+    r"|^\W*(?:alert|page|notify)\s+(?:the\s+\w+\s+)?(?:on|when|if|before)\b",  # a plan: "Alert when …"
+    re.I,
+)
+_DETECTION_HINT = re.compile(  # a cheap look before the real ones
+    r"detect|notic|report|alert|alarm|pag(?:e|ed|es|ing|er)\b|discover|found out|aware|inform|caught|spotted|fired|warn"
+    r"|told us|telling us|red\b|monitor|notif|probe|check|sooner|earlier|faster|gap|visib|observ|delay",
     re.I,
 )
 _HOW = re.compile(
@@ -1576,6 +1646,7 @@ def _detection_md(doc: _Doc, _: _Reference) -> _Verdict:
             return _Verdict(FAIL, "the Detection section does not say " + ", nor ".join(missing))
         return _Verdict(PASS, "the Detection section says how, when, and what could have noticed it sooner")
     section = {line.number for line in doc.body("detection")}
+    planned = {line.number for line in doc.body("action_items")}  # "Alert on …" there is a plan, not how it was found
     detection_text = doc.text("detection")
     how = when = gap = None
     if len(detection_text.split()) >= 3:
@@ -1585,7 +1656,13 @@ def _detection_md(doc: _Doc, _: _Reference) -> _Verdict:
     for paragraph in doc.scanned:
         if how is not None and when is not None and gap is not None:
             break
+        if paragraph.numbers[0] not in section and not _DETECTION_HINT.search(paragraph.text):
+            continue
         inside = paragraph.numbers[0] in section
+        if paragraph.numbers[0] in planned:
+            found = _GAP_ANYWHERE.search(paragraph.text) if gap is None else None
+            gap = paragraph.line_at(found.start()) if found else gap
+            continue
         if how is None and (found := _HOW.search(paragraph.text)) and _SOURCE.search(paragraph.text):
             how = paragraph.line_at(found.start())
         if (
@@ -1598,6 +1675,8 @@ def _detection_md(doc: _Doc, _: _Reference) -> _Verdict:
             found := (_GAP.search(paragraph.text) if inside else None) or _GAP_ANYWHERE.search(paragraph.text)
         ):
             gap = paragraph.line_at(found.start())
+    if gap is None:  # detection listed under what went well: judged fast enough
+        gap = next((line.number for line in doc.body("went_well") if not line.level and _HOW.search(line.text)), None)
     for block in doc.blocks.get("action_items", ()):
         for item in (item for found in _items(block.lines) for item in found):
             if gap is None and re.search(r"\bdetect", item.context, re.I) and not _placeholder(item.text):
@@ -1641,7 +1720,7 @@ _CONDITION = re.compile(
     r"|\blatent\b|\b(?:was|were) ?n[o'’]t (?:caught|noticed|detected|tested|applied|renewed)\b"
     r"|\bnot (?:caught|noticed|detected|tested|respected)\b|\ballow(?:ed|ing)\b|\bcondition\w*|\bunnoticed\b"
     r"|\black(?:ed|ing)?\b|\bno (?:test|check|validation|limit|staging)s?\b|\bvulnerable\b"
-    r"|\bnever (?:tested|deployed)\b|\bwhile\b|\blimit(?:ed|s|ations?)\b",
+    r"|\bnever (?:tested|deployed)\b|\bwhile\b|\blimit(?:ed|s|ations?)\b|\bbut\b",
     re.I,
 )
 _UNCERTAIN = re.compile(
@@ -1690,7 +1769,7 @@ def _causes_md(doc: _Doc, _: _Reference) -> _Verdict:
     sentences = len(re.findall(r"[.!?](?:\s|$)", text.strip() + " "))
     if not (both or items >= 2 or condition or sentences >= 3):
         return _Verdict(FAIL, f"the cause ({_at(numbers)}) is not told apart from any contributing condition", numbers)
-    backed = next((line.number for line in doc.lines if _evidence(line.text, doc.references)), None)
+    backed = next((line.number for line in doc.lines if _evidence(line.text, doc)), None)
     if backed is None and doc.coded:
         backed = min(doc.coded)
     unsure = _UNCERTAIN.search(text)
@@ -1746,25 +1825,32 @@ _BLAME = re.compile(
 # "No one is to blame", "this was not human error": a negation shortly before, in the same sentence.
 _NEGATED = re.compile(r"(?:\bno|\bnot|\bnever|\bnobody|\bno one|\bwithout|n't)\b[^.;!?|]*$", re.I)
 _CODE_SPAN = re.compile(r"`[^`]*`")
-# Each phrase holds one of these: a cheap test first keeps a big document fast.
-_BLAME_STEMS = ("error", "fault", "blam", "careless", "negligen", "reckless", "sloppy", "incompeten", "lazy", "lazi")
-_BLAME_STEMS += ("stupid", "idiot", "should", "dropped", "bother", "failed", "neglected", "forgot", "inexperienced")
-_BLAME_STEMS += ("greedy", "decision", "thorough", "careful", "diligent", "attentive")
+# Each phrase holds one of these words (or its start): phrases are looked for only around them, which keeps a big
+# document fast. A phrase starts at most 130 characters before its word and ends at most 60 after the word starts.
+_BLAME_STEMS = ("error", "fault", "mistake", "blam", "careless", "negligen", "reckless", "sloppy", "incompeten")
+_BLAME_STEMS += ("lazy", "lazi", "stupid", "idiot", "should", "dropped", "bother", "failed", "neglected", "forgot")
+_BLAME_STEMS += ("inexperienced", "greedy", "decision", "thorough", "careful", "diligent", "attentive")
 
 
-_BLAME_HINT = re.compile("|".join(_BLAME_STEMS), re.I)
+def _occurrences(text: str, word: str) -> Iterator[int]:
+    at = text.find(word)
+    while at >= 0:
+        yield at
+        at = text.find(word, at + 1)
 
 
 def _blame(text: str) -> list[tuple[int, str]]:
-    """(offset, phrase) of each blaming phrase outside code spans. The phrases are looked for only around the words
-    they hold (a phrase starts at most 120 characters before its word), so that a big document stays fast."""
+    """(offset, phrase) of each blaming phrase outside code spans."""
     lowered = text.lower()
-    if not any(stem in lowered for stem in _BLAME_STEMS):
+    if len(lowered) != len(text):  # a letter whose lower case is longer ("İ") stays as it is: offsets still map
+        lowered = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
+    at = sorted(found for stem in _BLAME_STEMS if stem in lowered for found in _occurrences(lowered, stem))
+    if not at:
         return []
     text = _CODE_SPAN.sub(lambda span: " " * len(span.group()), text)  # same length: offsets still map to lines
     spans: list[list[int]] = []
-    for hint in _BLAME_HINT.finditer(text):
-        start, end = max(0, hint.start() - 120), hint.end() + 40
+    for where in at:
+        start, end = max(0, where - 130), where + 60
         if spans and start <= spans[-1][1]:
             spans[-1][1] = end
         else:
@@ -1785,8 +1871,18 @@ def _blameless(found: list[str]) -> _Verdict:
 
 
 def _blameless_md(doc: _Doc, _: _Reference) -> _Verdict:
+    # The words are looked for in the whole document at once, then only the paragraphs that hold one are read.
+    texts = [paragraph.text for paragraph in doc.paragraphs]
+    whole = "\n".join(texts).lower()
+    candidates = range(len(texts))
+    if len(whole) == sum(map(len, texts)) + len(texts) - 1:  # else a longer lower case moved the offsets: read all
+        starts = [0]
+        for text in texts[:-1]:
+            starts.append(starts[-1] + len(text) + 1)
+        words = (at for stem in _BLAME_STEMS if stem in whole for at in _occurrences(whole, stem))
+        candidates = sorted({bisect_right(starts, at) - 1 for at in words})
     found: list[tuple[int, str]] = []
-    for paragraph in doc.paragraphs:
+    for paragraph in (doc.paragraphs[index] for index in candidates):
         if len(found) >= MAX_ITEMS:
             break
         found.extend((paragraph.line_at(at), phrase) for at, phrase in _blame(paragraph.text))
@@ -1825,18 +1921,21 @@ _TYPE_HEADER = re.compile(r"type|kind|category|class")
 _PREVENT = re.compile(r"\bprevent(?:ion|ive|ative)?\b", re.I)
 _PREVENT_TAG = re.compile(r"^\W*prevent\w*\W*:|[\[(]\s*prevent\w*\s*[\])]", re.I)
 _PREVENTS = re.compile(
-    r"\bprevent\w*|\bavoid\w*|\bso (?:that )?\w+ (?:can ?not|cannot|can'?t|won'?t|will not|never|no longer)\b"
+    r"\bprevent\w*|\bavoid\w*"
+    r"|\bso (?:that )?(?:\w+\s+){1,3}(?:can ?not|cannot|can'?t|won'?t|will not|never|no longer)\b"
     r"|\bensure\b|\bvalidat\w*|\breject\w*|\bpin(?:s|ned|ning)?\b|\bguard\w*|\bfix\w*|\bpatch\w*|\blint\w*"
     r"|\b(?:add|build|write|run)\s+(?:[\w-]+\s+){0,3}tests?\b|\btests? (?:for|that|to|covering)\b|\brate limit\w*"
     r"|\bcircuit breaker\w*|\bautomat\w*|\bisolat\w*|\bright-?siz\w*|\bincreas\w*|\bupgrad\w*|\bremov\w*|\bblock\w*"
-    r"|\bcheck\w* in ci\b|\bbump\w*|\bversioned\b",
+    r"|\bcheck\w* in ci\b|\bbump\w*|\bversioned\b|\brefus\w*|\brais(?:e|es|ed|ing)\b|\breduc\w*|\brestrict\w*"
+    r"|\brequir\w*|\benforc\w*|\bden(?:y|ies|ied)\b|\bdisabl\w*",
     re.I,
 )
 _PLANNED = re.compile(
     r"\bplann\w*|\bin[- ]progress\b|\bto ?do\b|\bfuture\b|\bnext\b|\b(?:short|medium|long)[- ]term\b", re.I
 )
 _DONE_VERB = re.compile(  # "We've tightened …", "Switched to pnpm 10": done; "Improved runbooks": a plan's title
-    r"^\W*(?:we(?:'ve|\s+have)?\s+(?:\w+ly\s+)?(?:re-?)?[a-z]{2,}ed\b"
+    r"^\W*(?:(?:we|i)(?:'ve|\s+have)?\s+(?:\w+ly\s+)?(?:(?:re-?)?[a-z]{2,}ed|made|set|put|kept|ran|built|wrote|took"
+    r"|cut|shut|split|sent|spent|did)\b"
     r"|(?:re-?)?[a-z]{2,}ed\s+(?:the|our|a|an|all|to|its|their|every|each)\b)",
     re.I,
 )
@@ -1924,9 +2023,9 @@ def _actions_md(doc: _Doc, _: _Reference) -> _Verdict:
             (found_owner := _OWNER_TEXT.search(item.text)) and not _placeholder(found_owner.group(1).split(" ")[0])
         )
         tracking = (
-            (tracked and not _placeholder(tracked) and _evidence(tracked, doc.references))
-            or _evidence(item.text if not item.cells else item.cells[0][1], doc.references)
-            or _evidence(item.context, doc.references)
+            (tracked and not _placeholder(tracked) and _evidence(tracked, doc))
+            or _evidence(item.text if not item.cells else item.cells[0][1], doc)
+            or _evidence(item.context, doc)
         )
         done = (
             _DONE.search(item.text)
@@ -2121,14 +2220,15 @@ CRITERIA: tuple[Rule, ...] = tuple(
 
 def _combine(markdown: _Verdict | None, result: _Verdict | None, strict: bool) -> tuple[bool, str, str]:
     """(passed, state, why). The Markdown must meet the criterion; the result, when given, must not contradict it
-    (a field it lacks leaves the judgement to the Markdown). Either one alone must meet it. Not checkable passes
-    with a warning, unless the reading is strict."""
+    (a field it lacks leaves the judgement to the Markdown). Either one alone must meet it. What the Markdown
+    states but cannot be checked passes with a warning, unless the reading is strict; the result alone keeps its
+    exactness (the bridge's summary note grades it so)."""
     if markdown is None or result is None:
         only = markdown or result
         if only is None:
             return False, FAIL, "nothing to grade"
         if only.state == UNCHECKED:
-            return not strict, UNCHECKED, only.why
+            return only is markdown and not strict, UNCHECKED, only.why
         return only.state == PASS, PASS if only.state == PASS else FAIL, only.why
     checked = markdown.state == PASS or (markdown.state == UNCHECKED and not strict)
     if not checked:
@@ -2175,7 +2275,7 @@ def format_grade(grade: Grade) -> str:
     lines.extend(f"note: {note}" for note in grade.notes)
     score = f"score: {grade.score}"
     if grade.unchecked:
-        counted = "failed (--strict)" if grade.strict else "passed"
-        score += f" ({grade.unchecked} not checkable, counted as {counted})"
+        counted = "failed by --strict" if grade.strict else "counted as passed"
+        score += f" ({grade.unchecked} not checkable, {counted})"
     lines.append(score)
     return "\n".join(lines)
