@@ -479,6 +479,27 @@ def test_a_huge_document_is_graded_on_its_start_and_quickly() -> None:
     assert "note: only the first" in format_grade(graded)
 
 
+def test_the_benchmark_the_document_quotes_runs_the_command_on_each_document_in_both_readings() -> None:
+    # `python -m bench.rubric` measures the one-second target on 1 MB documents; here on small ones, for its table.
+    result = subprocess.run(  # noqa: S603 - our own benchmark
+        [sys.executable, "-m", "bench.rubric", "--runs", "1", "--size", "5000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if re.match(r"\| [a-z]", line)]
+    assert [(row[0], row[2]) for row in rows[1:]] == [
+        (f"| {name}", reading)
+        for name in ("good sample repeated", "one long timeline", "prose", "action items")
+        for reading in ("default", "strict")
+    ]
+    assert all(int(row[1].replace(",", "")) >= 5000 for row in rows[1:])
+    assert "load average" in result.stdout
+
+
 @pytest.mark.parametrize(
     "odd", [None, 0, True, "text", [], {}, [None, 1, "x", {"at": 5}], float("nan"), 10**400, {"checked": "yes"}]
 )
