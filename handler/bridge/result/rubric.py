@@ -834,10 +834,14 @@ def _timeline_blocks(doc: _Doc) -> list[tuple[_Block, list[_Item], list[_Item]]]
     for index, block in enumerate(blocks):
         owner.update((line.number, index) for line in block.lines)
     found = []
+    count = 0
     for index, block in enumerate(blocks):
+        if count >= MAX_ITEMS:  # a document of many timelines: the first MAX_ITEMS entries are judged
+            break
         items, prose = _items(block.lines)
         mine = [item for item in items if owner.get(item.line) == index]
         found.append((block, mine, [item for item in prose if owner.get(item.line) == index]))
+        count += len(mine) + len(found[-1][2])
     return found
 
 
@@ -869,6 +873,8 @@ def _timeline(doc: _Doc, blocks: list[tuple[_Block, list[_Item], list[_Item]]]) 
     document_zone = "" if doc.strict else _declared(paragraph.text for paragraph in doc.scanned)
     year = next((int(match.group()) for paragraph in doc.scanned if (match := _YEAR.search(paragraph.text))), 1970)
     for number, (block, items, prose) in enumerate(blocks):
+        if len(entries) >= MAX_ITEMS:
+            break
         if doc.strict:
             candidates = items or [item for item in prose if _stamp(item.text, 80)]
             declared = (
@@ -1772,7 +1778,7 @@ def _causes_md(doc: _Doc, _: _Reference) -> _Verdict:
     backed = next((line.number for line in doc.lines if _evidence(line.text, doc)), None)
     if backed is None and doc.coded:
         backed = min(doc.coded)
-    unsure = _UNCERTAIN.search(text)
+    unsure = _UNCERTAIN.search(text) if backed is None else None
     if backed is None and not unsure:
         return _Verdict(
             FAIL,
@@ -1826,10 +1832,13 @@ _BLAME = re.compile(
 _NEGATED = re.compile(r"(?:\bno|\bnot|\bnever|\bnobody|\bno one|\bwithout|n't)\b[^.;!?|]*$", re.I)
 _CODE_SPAN = re.compile(r"`[^`]*`")
 # Each phrase holds one of these words (or its start): phrases are looked for only around them, which keeps a big
-# document fast. A phrase starts at most 130 characters before its word and ends at most 60 after the word starts.
-_BLAME_STEMS = ("error", "fault", "mistake", "blam", "careless", "negligen", "reckless", "sloppy", "incompeten")
-_BLAME_STEMS += ("lazy", "lazi", "stupid", "idiot", "should", "dropped", "bother", "failed", "neglected", "forgot")
-_BLAME_STEMS += ("inexperienced", "greedy", "decision", "thorough", "careful", "diligent", "attentive")
+# document fast. A phrase starts at most this many characters before its word, and ends within 25 after it.
+_BLAME_STEMS = {
+    "error": 12, "fault": 14, "mistake": 14, "negligen": 14, "blam": 6, "careless": 2, "reckless": 2, "sloppy": 2,
+    "incompeten": 2, "lazy": 2, "lazi": 2, "stupid": 2, "idiot": 2, "inexperienced": 2, "greedy": 2, "should": 2,
+    "dropped": 2, "bother": 12, "decision": 6, "failed": 60, "neglected": 60, "forgot": 60,  # "@handle failed to"
+    "thorough": 130, "careful": 130, "diligent": 130, "attentive": 130,  # "the reviewer, …, was not careful"
+}  # fmt: skip
 
 
 def _occurrences(text: str, word: str) -> Iterator[int]:
@@ -1844,15 +1853,19 @@ def _blame(text: str) -> list[tuple[int, str]]:
     lowered = text.lower()
     if len(lowered) != len(text):  # a letter whose lower case is longer ("İ") stays as it is: offsets still map
         lowered = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
-    at = sorted(found for stem in _BLAME_STEMS if stem in lowered for found in _occurrences(lowered, stem))
-    if not at:
+    windows = sorted(
+        (max(0, at - before), at + len(stem) + 25)
+        for stem, before in _BLAME_STEMS.items()
+        if stem in lowered
+        for at in _occurrences(lowered, stem)
+    )
+    if not windows:
         return []
     text = _CODE_SPAN.sub(lambda span: " " * len(span.group()), text)  # same length: offsets still map to lines
     spans: list[list[int]] = []
-    for where in at:
-        start, end = max(0, where - 130), where + 60
+    for start, end in windows:
         if spans and start <= spans[-1][1]:
-            spans[-1][1] = end
+            spans[-1][1] = max(spans[-1][1], end)
         else:
             spans.append([start, end])
     found = {
@@ -1983,7 +1996,11 @@ def _actions_verdict(items: list[tuple[str, str, str, bool]], lines: tuple[int, 
 def _actions_md(doc: _Doc, _: _Reference) -> _Verdict:
     if "action_items" not in doc.blocks:
         return _missing_section("action_items")
-    found = [_items(block.lines) for block in doc.blocks["action_items"]]
+    found = []
+    for block in doc.blocks["action_items"]:
+        if sum(len(items) + len(prose) for items, prose in found) >= MAX_ITEMS:
+            break  # a document of many action-item sections: the first MAX_ITEMS items are judged
+        found.append(_items(block.lines))
     if doc.strict:
         judged = []
         for items, prose in found:
