@@ -7,9 +7,10 @@ and only the first MAX_CHARS characters of a document are read.
 
 Two readings of the Markdown. The default, lenient one reads documents people write: substance wherever it stands
 (Setext headings, bold labels, the common section names, prose, 12-hour clocks and declared zones), and a figure it
-cannot check passes with a warning. The strict one (`strict=True`) reads the bridge's own template with today's
-exactness: its section headings, every timeline entry in UTC with evidence, confidence labels, typed and verifiable
-action items, and a figure it cannot check fails. The structured result is read the same way in both.
+cannot check passes with a warning. The strict one (`strict=True`) reads the bridge's own template with the
+exactness the rubric had before the lenient reading: its section headings, every timeline entry in UTC with
+evidence, confidence labels, typed and verifiable action items, and a figure it cannot check fails. The structured
+result is read the same way in both.
 """
 
 from __future__ import annotations
@@ -1413,11 +1414,13 @@ def _ends_in(figure: _Figure, entries: Sequence[_Entry]) -> tuple[_Entry, _Entry
     a window given roughly), if both are there."""
     slack = 600 if figure.loose else TOLERANCE_SECONDS
 
+    def seconds(clock: time) -> int:
+        return clock.hour * 3600 + clock.minute * 60 + clock.second
+
     def near(clock: time) -> _Entry | None:
-        target = clock.hour * 3600 + clock.minute * 60 + clock.second
         for entry in entries:
             if entry.clock is not None:
-                gap = abs(entry.clock.hour * 3600 + entry.clock.minute * 60 + entry.clock.second - target)
+                gap = abs(seconds(entry.clock) - seconds(clock))
                 if min(gap, 86400 - gap) <= slack:
                     return entry
         return None
