@@ -1,6 +1,11 @@
-"""Grade a postmortem against the rubric in docs/postmortem-rubric.md: one ✓/✗ line per criterion, then the score.
+"""Grade a postmortem against the rubric in docs/postmortem-rubric.md: one ✓/✗/⚠ line per criterion, then the score.
 
-    scripts/check-postmortem FILE.md [--result RESULT.json] [--computed COMPUTED.json] [--min-score N]
+    scripts/check-postmortem FILE.md [--result RESULT.json] [--computed COMPUTED.json] [--min-score N] [--strict]
+
+The default reading is lenient, for postmortems people write: it finds each criterion's substance wherever it stands,
+and a figure it cannot check (no zone, no record to compare with) passes with a warning (⚠). --strict reads the
+bridge's own template (what Devin is asked to write): its sections, every timeline time in UTC, and anything not
+checkable fails.
 
 RESULT.json is the structured result Devin filled (handler/bridge/result/postmortem.schema.json), or a whole Devin
 session as its API returns it (its `structured_output` is taken). COMPUTED.json holds PagerDuty's response figures as
@@ -50,7 +55,7 @@ def load_rubric() -> ModuleType:
 def _parser(criteria: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/check-postmortem",
-        usage="%(prog)s FILE.md [--result RESULT.json] [--computed COMPUTED.json] [--min-score N]",
+        usage="%(prog)s FILE.md [--result RESULT.json] [--computed COMPUTED.json] [--min-score N] [--strict]",
         allow_abbrev=False,
         description="Grade a postmortem against the rubric (docs/postmortem-rubric.md).",
     )
@@ -65,6 +70,11 @@ def _parser(criteria: int) -> argparse.ArgumentParser:
         default=criteria,
         metavar="N",
         help=f"the criteria that must pass for exit status 0 (default {criteria}: all)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="read the bridge's own template exactly; a figure that cannot be checked fails",
     )
     return parser
 
@@ -122,7 +132,7 @@ def main(argv: list[str]) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    grade = rubric.grade(markdown, result, computed)
+    grade = rubric.grade(markdown, result, computed, strict=args.strict)
     print(rubric.format_grade(grade))
     return 0 if grade.passed >= args.min_score else 1
 

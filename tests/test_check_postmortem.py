@@ -1,5 +1,7 @@
-"""The postmortem rubric (bridge/result/rubric.py) and scripts/check-postmortem: a good and a bad sample, each criterion
-broken alone, the 60-second tolerance, blaming phrases, a result graded alone, odd input, and the exit codes."""
+"""The postmortem rubric (bridge/result/rubric.py) and scripts/check-postmortem on the bridge's own template: a good and
+a bad sample, each criterion broken alone, the 60-second tolerance, blaming phrases, a result graded alone, odd input,
+and the exit codes. The strict reading (--strict) keeps the template's exactness; the lenient default reading of
+documents people write is tested in tests/test_rubric_readings.py."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ BAD_RESULT = SAMPLES / "postmortem-bad.result.json"
 COMPUTED = SAMPLES / "computed.json"
 RUBRIC_DOC = ROOT / "docs" / "postmortem-rubric.md"
 SCHEMA = json.loads((ROOT / "handler" / "bridge" / "result" / "postmortem.schema.json").read_text(encoding="utf-8"))
-KEYS = [key for key, *_ in CRITERIA]
+KEYS = [rule.key for rule in CRITERIA]
 
 
 def load(path: Path) -> Any:
@@ -79,7 +81,9 @@ def test_the_result_samples_are_valid_against_the_schema_devin_fills() -> None:
 
 
 def test_the_good_postmortem_scores_9_of_9_and_exits_0(capsys) -> None:
-    status, out, err = run(capsys, GOOD_MD, "--result", GOOD_RESULT, "--computed", COMPUTED)
+    assert run(capsys, GOOD_MD, "--result", GOOD_RESULT, "--computed", COMPUTED)[0] == 0  # the default reading
+
+    status, out, err = run(capsys, GOOD_MD, "--result", GOOD_RESULT, "--computed", COMPUTED, "--strict")
 
     lines = out.splitlines()
     assert status == 0, out + err
@@ -179,7 +183,8 @@ No similar incident in the last 90 days.
 def test_another_layout_with_synonyms_lists_and_labels_also_meets_every_criterion() -> None:
     # Headings by their synonyms, a list timeline whose times are declared UTC and cross midnight, list action items
     # with labels under "Prevent"/"Detect" subheadings, durations stated in prose.
-    result = grade(ANOTHER_LAYOUT)
+    assert failed(grade(ANOTHER_LAYOUT)) == {}
+    result = grade(ANOTHER_LAYOUT, strict=True)
 
     assert failed(result) == {}
     assert "the timeline's (23:59:50Z triggered → 00:04:02Z acknowledged; no computed figures) 252 s" in why(
@@ -189,8 +194,8 @@ def test_another_layout_with_synonyms_lists_and_labels_also_meets_every_criterio
 
 
 def test_the_bad_postmortem_fails_all_but_recurrence_and_says_why(capsys) -> None:
-    status, out, _ = run(capsys, BAD_MD, "--computed", COMPUTED)
-    result = grade(BAD_MD.read_text(encoding="utf-8"), computed=load(COMPUTED))
+    status, out, _ = run(capsys, BAD_MD, "--computed", COMPUTED, "--strict")
+    result = grade(BAD_MD.read_text(encoding="utf-8"), computed=load(COMPUTED), strict=True)
 
     assert status == 1
     assert out.endswith("\nscore: 1/9\n")
@@ -254,7 +259,7 @@ def _md_breaks() -> list[tuple[str, Callable[[str], str]]]:
 
 @pytest.mark.parametrize(("key", "break_it"), _md_breaks(), ids=[key for key, _ in _md_breaks()])
 def test_breaking_one_criterion_in_the_markdown_fails_only_that_one(key: str, break_it) -> None:
-    result = grade(break_it(good_md()), computed=load(COMPUTED))
+    result = grade(break_it(good_md()), computed=load(COMPUTED), strict=True)
 
     assert list(failed(result)) == [key]
     assert result.score == "8/9"
@@ -268,17 +273,17 @@ def test_the_whys_of_markdown_breaks_point_at_the_line() -> None:
     def line_of(text: str) -> int:
         return next(number for number, line in enumerate(md.splitlines(), 1) if text in line)
 
-    assert why(grade(breaks["timeline"](md), computed=computed), "timeline") == (
+    assert why(grade(breaks["timeline"](md), computed=computed, strict=True), "timeline") == (
         f"timeline has 8 entries: 1 without evidence (line {line_of('R4M8N1B6C2')})"
     )
-    assert why(grade(breaks["causes"](md), computed=computed), "causes") == (
+    assert why(grade(breaks["causes"](md), computed=computed, strict=True), "causes") == (
         f"1 of 3 contributing factors state no confidence (line {line_of('(likely: the request rate')})"
     )
     assert (
         f"line {line_of('| Reject pool sizes')} “Reject pool sizes below 20 in the config schema” has no owner"
-        in why(grade(breaks["action_items"](md), computed=computed), "action_items")
+        in why(grade(breaks["action_items"](md), computed=computed, strict=True), "action_items")
     )
-    assert why(grade(breaks["detection"](md), computed=computed), "detection") == (
+    assert why(grade(breaks["detection"](md), computed=computed, strict=True), "detection") == (
         "the Detection section does not say what could have noticed it sooner (words such as “sooner”, “gap”, “missed”)"
     )
 
@@ -312,7 +317,7 @@ def test_a_result_that_contradicts_the_markdown_fails_the_criterion() -> None:
     result = load(GOOD_RESULT)
     result["recurrence"]["checked"] = False
 
-    graded = grade(good_md(), result, load(COMPUTED))
+    graded = grade(good_md(), result, load(COMPUTED), strict=True)
 
     assert failed(graded) == {
         "recurrence": "the result contradicts the Markdown: recurrence.checked is false | Markdown: the Recurrence"
@@ -333,7 +338,7 @@ def test_a_result_that_leaves_a_field_out_leaves_the_judgement_to_the_markdown()
 def test_a_markdown_that_fails_is_not_rescued_by_the_result() -> None:
     md = with_section(good_md(), "Recurrence", "TBD")
 
-    graded = grade(md, load(GOOD_RESULT), load(COMPUTED))
+    graded = grade(md, load(GOOD_RESULT), load(COMPUTED), strict=True)
 
     assert failed(graded)["recurrence"].startswith("Markdown: the Recurrence section names no past incident")
 
@@ -356,14 +361,17 @@ def test_response_times_pass_within_60_seconds_of_the_record(measure: str, off: 
 def test_computed_figures_as_dynamodb_keeps_them_are_numbers() -> None:
     computed = {"seconds_to_first_ack": Decimal("252"), "seconds_to_resolve": Decimal("3840.5")}
 
-    assert "is 60.5 s off the record's 3840.5 s" in failed(grade(good_md(), computed=computed))["response_times"]
+    assert (
+        "is 60.5 s off the record's 3840.5 s"
+        in failed(grade(good_md(), computed=computed, strict=True))["response_times"]
+    )
 
 
 @pytest.mark.parametrize(("acknowledged", "passes"), [("10:07:11Z", True), ("10:07:13Z", False)])
 def test_without_computed_figures_the_timeline_is_the_record(acknowledged: str, passes: bool) -> None:
     md = replaced(good_md(), "2026-03-01T10:06:12Z | Acknowledged", f"2026-03-01T{acknowledged} | Acknowledged")
 
-    graded = grade(md)
+    graded = grade(md, strict=True)
 
     said = why(graded, "response_times")
     assert ("response_times" not in failed(graded)) is passes, said
@@ -380,7 +388,7 @@ def test_stated_durations_are_read_in_their_common_forms() -> None:
         md = replaced(good_md(), "Time to acknowledge: 4m 12s", ack.capitalize())
         md = replaced(md, "Time to resolve: 1h 03m", resolve.capitalize())
 
-        said = why(grade(md, computed=computed), "response_times")
+        said = why(grade(md, computed=computed, strict=True), "response_times")
 
         assert said.count("matches the record's") == 2, said
 
@@ -388,11 +396,11 @@ def test_stated_durations_are_read_in_their_common_forms() -> None:
 def test_with_nothing_to_compare_the_response_times_fail() -> None:
     md = replaced(good_md(), "Incident triggered by", "Page sent by")  # the timeline loses its start
 
-    assert failed(grade(md))["response_times"] == (
+    assert failed(grade(md, strict=True))["response_times"] == (
         "nothing to compare: the Markdown states the time to acknowledge and time to resolve, but there are no"
         " computed figures and the timeline has no triggered/acknowledged/resolved times"
     )
-    assert failed(grade(with_section(md, "Response", "Fast.")))["response_times"] == (
+    assert failed(grade(with_section(md, "Response", "Fast."), strict=True))["response_times"] == (
         "the Markdown states no time to acknowledge or resolve"
     )
 
@@ -469,6 +477,28 @@ def test_a_huge_document_is_graded_on_its_start_and_quickly() -> None:
     assert len(md) > MAX_CHARS
     assert graded.notes == (f"only the first {MAX_CHARS:,} of {len(md):,} characters were read",)
     assert "note: only the first" in format_grade(graded)
+
+
+def test_the_benchmark_the_document_quotes_runs_the_command_on_each_document_in_both_readings() -> None:
+    # `python -m bench.rubric` measures the one-second target on 1 MB documents; here on small ones, for its table.
+    result = subprocess.run(  # noqa: S603 - our own benchmark
+        [sys.executable, "-m", "bench.rubric", "--runs", "1", "--size", "5000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if re.match(r"\| [a-z]", line)]
+    big = ("good sample repeated", "one long timeline", "prose", "action items")
+    assert [(row[0], row[2]) for row in rows[1:]] == [
+        (f"| {name}", reading)
+        for name in ("one line (the command's own start)", *big)
+        for reading in ("default", "strict")
+    ]
+    assert all(int(row[1].replace(",", "")) >= 5000 for row in rows[3:])
+    assert "load average" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -578,7 +608,7 @@ def test_the_two_files_copied_elsewhere_run_with_plain_python3(tmp_path) -> None
     shutil.copy(BAD_MD, tmp_path / "pm.md")
 
     result = subprocess.run(  # noqa: S603 - a system python3 on our own script
-        [python, "check_postmortem.py", "pm.md", "--min-score", "1"],
+        [python, "check_postmortem.py", "pm.md", "--min-score", "1", "--strict"],
         cwd=tmp_path,
         env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
         capture_output=True,
@@ -588,7 +618,8 @@ def test_the_two_files_copied_elsewhere_run_with_plain_python3(tmp_path) -> None
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith("score: 1/9\n")
+    # Its times have no zone: the stated time to acknowledge is not checkable, reported apart and failed.
+    assert result.stdout.endswith("score: 1/9 (1 not checkable, failed by --strict)\n")
     assert "✗ Blameless language: blaming language: “human error” (line 5)" in result.stdout
 
 
@@ -599,7 +630,7 @@ def test_the_rubric_document_names_every_criterion_and_links_to_what_exists() ->
     text = RUBRIC_DOC.read_text(encoding="utf-8")
     links = relative_links(RUBRIC_DOC)
 
-    assert [title for _, title, *_ in CRITERIA if title not in text] == []
+    assert [rule.title for rule in CRITERIA if rule.title not in text] == []
     assert [key for key in KEYS if f"`{key}`" not in text] == []
     assert links
     assert [link for link in links if not (RUBRIC_DOC.parent / link.partition("#")[0]).exists()] == []
