@@ -151,7 +151,14 @@ def _output(fdp: atheris.FuzzedDataProvider) -> Any:
         path = fdp.PickValueInList(RESULT_PATHS)
         parent = result
         for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else parent[key]
+            # An earlier change may have replaced a step of the path with a value of another shape.
+            if isinstance(parent, dict):
+                parent = parent.get(key)
+            elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+                parent = parent[key]
+            else:
+                parent = None
+                break
         if isinstance(parent, dict | list):
             with contextlib.suppress(IndexError, TypeError):
                 parent[path[-1]] = _value(fdp) if shape == 1 else _text(fdp)

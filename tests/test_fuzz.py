@@ -16,6 +16,12 @@ SECONDS = 15
 
 
 @pytest.mark.slow
+def _failure(log: str) -> str:
+    """The failing input's traceback, where the harness printed one; else the end of the run's log."""
+    uncaught = log.find("=== Uncaught Python exception")
+    return log[uncaught : uncaught + 4000] if uncaught >= 0 else log[-4000:]
+
+
 def test_the_verifier_and_the_parser_survive_a_bounded_fuzzing_run(tmp_path: Path) -> None:
     # GIVEN a corpus seeded with the sample PagerDuty bodies (libFuzzer adds what it finds to it)
     corpus = tmp_path / "corpus"
@@ -44,7 +50,7 @@ def test_the_verifier_and_the_parser_survive_a_bounded_fuzzing_run(tmp_path: Pat
 
     # THEN no input raised anything but a planned BridgeError, nor disagreed with the signature oracle
     crashes = "".join(f"\n{path.name}: {path.read_bytes()!r}" for path in tmp_path.glob("crash-*"))
-    assert result.returncode == 0, f"{result.stderr[-4000:]}{crashes}"
+    assert result.returncode == 0, f"{_failure(result.stderr)}{crashes}"
     runs = [line for line in result.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
     assert runs and int(runs[0].split(":")[-1]) > 1000, result.stderr[-2000:]
 
@@ -79,6 +85,6 @@ def test_what_a_session_gives_back_survives_a_bounded_fuzzing_run_through_the_fo
     # THEN no posted note or stored item carried a foreign marker, a secret or a foreign link, and every session
     # behind a hostile one was followed
     crashes = "".join(f"\n{path.name}: {path.read_bytes()!r}" for path in tmp_path.glob("crash-*"))
-    assert result.returncode == 0, f"{result.stderr[-4000:]}{crashes}"
+    assert result.returncode == 0, f"{_failure(result.stderr)}{crashes}"
     runs = [line for line in result.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
     assert runs and int(runs[0].split(":")[-1]) > 100, result.stderr[-2000:]
