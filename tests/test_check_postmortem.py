@@ -129,6 +129,10 @@ All times are UTC.
 - 00:04:02 acknowledged by the on-call, see [the log](https://example.com/log/1)
 - 01:02:50 resolved (R7T5Y3U9I0)
 
+## Resolution
+
+Rolling the deploy back ended it.
+
 ## Customer impact
 
 Roughly 1,200 checkouts failed (estimated from the error rate).

@@ -136,3 +136,18 @@ def test_the_readme_is_short_and_tries_it_locally_before_it_deploys() -> None:
     assert len(lines) <= README_MAX_LINES
     assert "scripts/demo" in text and "sam deploy" in text
     assert text.index("scripts/demo") < text.index("sam deploy")
+
+
+def test_the_rubrics_table_of_what_a_postmortem_holds_is_the_codes() -> None:
+    from bridge.result.rubric import CRITERIA, SECTIONS, UNGRADED
+
+    text = (ROOT / "docs" / "postmortem-rubric.md").read_text(encoding="utf-8")
+    table = text.split("## What a postmortem holds", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Section")]
+    expected = []
+    for key, section in SECTIONS.items():
+        graded = [f"`{rule.key}`" for rule in CRITERIA if section in rule.sections]
+        criterion = ", ".join(graded) if graded else f"none: {UNGRADED[key]}"
+        expected.append(f"| {section.name} | {criterion} | {', '.join(f'`{field}`' for field in section.fields)} |")
+
+    assert rows == expected

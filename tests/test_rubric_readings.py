@@ -422,7 +422,7 @@ def test_each_criterion_names_the_sections_it_reads() -> None:
     reads = {rule.key: [section.key for section in rule.sections] for rule in CRITERIA}
 
     assert reads == {
-        "timeline": ["timeline"],
+        "timeline": ["timeline", "resolution"],
         "response_times": ["response"],
         "impact": ["impact"],
         "detection": ["detection"],

@@ -43,7 +43,7 @@ from .postmortem import FAILED as NOTE_FAILED
 from .postmortem import POSTED, NoteWriter, post_notes
 from .result import schema as results
 from .result.links import LinkPolicy
-from .result.rubric import grade
+from .result.rubric import grade, not_covered
 from .scrub import Scrubber
 from .text import clean_text
 
@@ -59,18 +59,6 @@ UNPROCESSABLE = "unprocessable"  # the follow-up failed the same way on it GIVE_
 # unavailable is not counted: that is tried again until FollowUpDays.
 GIVE_UP_AFTER = 3
 FAILURE_KIND = "follow_failure"
-# What the summary note says a draft does not cover yet, for each rubric criterion it misses.
-NOT_COVERED = {
-    "timeline": "an evidence-linked timeline",
-    "response_times": "response times",
-    "impact": "quantified impact",
-    "detection": "detection",
-    "causes": "trigger and contributing factors",
-    "blameless": "blameless wording",
-    "action_items": "a preventive, owned and checkable action item",
-    "reflection": "what went well, poorly and lucky",
-    "recurrence": "recurrence",
-}
 NO_SECRETS = Scrubber()  # still scrubs tokens by their shapes
 DEFAULT_LINKS = LinkPolicy()
 FAILURE_COUNT = "follow_failures"
@@ -408,12 +396,12 @@ def _result(
     )
     graded = grade(result=output, computed=plain(item.get("computed")) or None)
     score = graded.score
-    not_covered = tuple(NOT_COVERED[c.key] for c in graded.criteria if not c.passed and c.key in NOT_COVERED)
+    missing = not_covered(graded)
     values: dict[str, Any] = {
         "result_status": VALID,
         "postmortem_result": compact,
         "result_score": score,
-        "result_not_covered": list(not_covered),
+        "result_not_covered": list(missing),
     }
     evidence = None
     if item.get("evidence_ids"):
@@ -429,7 +417,7 @@ def _result(
         compact=compact,
         score=score,
         evidence=evidence,
-        not_covered=not_covered,
+        not_covered=missing,
         links_dropped=dropped,
     )
 

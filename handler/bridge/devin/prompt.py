@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..pagerduty.record import IncidentRecord, as_data, data_ids
+from ..result.rubric import SECTIONS as POSTMORTEM_SECTIONS
 from ..result.schema import DEFAULT_SCHEMA, SCHEMA_VERSION, load_schema
 from ..text import plain_token
 from ..webhook.event import TIME_LIMIT, Incident, Note, WebhookEvent
@@ -124,23 +125,9 @@ def _data_block(incident: Incident, event: WebhookEvent, record: IncidentRecord 
     return _escaped(facts)
 
 
-# The postmortem's sections, in the order the prompt asks for them. (Until the rubric defines them with its criteria,
-# this list is theirs: docs/postmortem-rubric.md.)
-SECTIONS = (
-    "summary",
-    "impact",
-    "detection",
-    "response times",
-    "timeline",
-    "resolution",
-    "root cause and contributing factors",
-    "what went well",
-    "what went poorly",
-    "where we got lucky",
-    "recurrence",
-    "action items",
-    "evidence gaps",
-)
+# The postmortem's sections, in the order the prompt asks for them: the rubric's definition, the one source of what a
+# postmortem holds (its criteria and the result's fields come from it too).
+SECTIONS = tuple(section.name for section in POSTMORTEM_SECTIONS.values())
 # How far before the incident was created the evidence and the timeline start, unless the deployment says
 # otherwise (TimelineLookbackMinutes).
 LOOKBACK_MINUTES = 30
@@ -158,8 +145,9 @@ Work through these steps:
    evidence shows and what is inferred, and what evidence was missing.
 5. Impact. Who and what was affected, how much (a number, or an estimate labelled as one with its basis), and for
    how long.
-6. Detection and resolution. How and when the incident was noticed, and what would have noticed it sooner; what
-   ended it, and when.
+6. Detection, response and resolution. How and when the incident was noticed, and what would have noticed it
+   sooner; how long it took to acknowledge and to resolve (in the Response section, from "computed" when the data
+   has it); what ended it, and when.
 7. Action items. At least one that would prevent the trigger or its kind; each with an owner, a priority and how
    to verify it is done.
 ${sections}"""
@@ -281,9 +269,8 @@ def instructions(
             window_start=_window_start(incident.created_at, lookback_minutes) or "the incident window's start",
             lookback=lookback_minutes,
             sections=textwrap.fill(
-                "8. Write a blameless postmortem in Markdown with these sections, each filled in: "
-                + ", ".join(SECTIONS)
-                + ".",
+                "8. Write a blameless postmortem in Markdown with these sections, each a heading of its own, in this"
+                " order, each filled in: " + ", ".join(SECTIONS) + ".",
                 width=115,
                 subsequent_indent="   ",
             ),

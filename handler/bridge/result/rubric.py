@@ -19,11 +19,28 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class _Lazy:
+    """A regular expression compiled when first used. The bridge's prompt imports this module for its sections, and
+    must not pay for compiling a hundred patterns it never uses; each method, once looked up, is kept."""
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern, self.flags = pattern, flags
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(re.compile(self.pattern, self.flags), name)
+        setattr(self, name, value)  # later lookups find it here, without __getattr__
+        return value
+
+
+def _lazy(pattern: str, flags: int = 0) -> Any:
+    return _Lazy(pattern, flags)
+
 
 TOLERANCE_SECONDS = 60
 HEDGE = 0.10  # "about 2 hours", "over 14 hours": within this share of the figure (and on its side)
@@ -39,8 +56,7 @@ TEMPLATE_WORDS = 60  # fewer words outside prompts and placeholders: a template,
 PASS, FAIL, ABSENT, UNCHECKED = "pass", "fail", "absent", "unchecked"
 
 
-@dataclass(frozen=True)
-class Criterion:
+class Criterion(NamedTuple):
     key: str
     title: str
     passed: bool
@@ -49,8 +65,7 @@ class Criterion:
     lines: tuple[int, ...] = ()  # where in the Markdown it was found
 
 
-@dataclass(frozen=True)
-class Grade:
+class Grade(NamedTuple):
     criteria: tuple[Criterion, ...]
     notes: tuple[str, ...] = ()  # about the grading itself (a truncated document)
     strict: bool = False
@@ -72,55 +87,88 @@ class Grade:
         return f"{self.passed}/{self.total}"
 
 
-@dataclass(frozen=True)
-class _Verdict:
+class _Verdict(NamedTuple):
     state: str  # PASS; FAIL: something stated falls short; ABSENT: something needed is not stated; UNCHECKED
     why: str
     lines: tuple[int, ...] = ()
 
 
-# The sections a criterion reads. `name` is what the bridge's template calls it (the strict reading wants a heading
-# with `words`); the lenient reading also takes `more`. Issue 23's prompt and schema will read this table.
+# What a postmortem holds: its sections, in the order the bridge's prompt asks for them, each with the fields of the
+# structured result that carry it. The one definition the rubric's criteria (CRITERIA), the prompt's list of
+# sections (bridge/devin/prompt.py) and the schema's fields (postmortem.schema.json) come from: docs/
+# postmortem-rubric.md shows the table, and tests/test_postmortem_definition.py holds the three to it. `name` is what
+# the bridge's template calls a section (the strict reading wants a heading with `words`); the lenient reading also
+# takes `more`.
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
     key: str
     name: str
     words: str  # a regular expression over a heading's text
     more: str = ""  # further words of the lenient reading
+    fields: tuple[str, ...] = ()  # the structured result's fields that carry it
 
 
 SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
-        Section(
-            "timeline",
-            "Timeline",
-            r"\btimeline\b|\bchronology\b|\bsequence of events\b",
-            r"\bevents\b|\bincident log\b|\bplay[- ]by[- ]play\b",
-        ),
-        Section("response", "Response", r"\bresponse\b", r"\bstats\b|\bmetrics\b"),
-        Section("impact", "Impact", r"\bimpact\b", r"\bimpacts\b|\baffected\b|\bblast radius\b"),
+        Section("summary", "Summary", r"\bsummary\b", "", ("summary",)),
+        Section("impact", "Impact", r"\bimpact\b", r"\bimpacts\b|\baffected\b|\bblast radius\b", ("impact",)),
         Section(
             "detection",
             "Detection",
             r"\bdetect(?:ion|ed)?\b|\bdiscovery\b",
             r"\bhow (?:we|it was) (?:found|noticed|learned)\b|\bwas ?n[o'’]t caught\b|\bnot caught\b"
             r"|\b(?:know|knew|notice|noticed|find out) (?:it )?sooner\b",
+            ("detection",),
         ),
+        Section("response", "Response", r"\bresponse\b", r"\bstats\b|\bmetrics\b", ("response",)),
+        Section(
+            "timeline",
+            "Timeline",
+            r"\btimeline\b|\bchronology\b|\bsequence of events\b",
+            r"\bevents\b|\bincident log\b|\bplay[- ]by[- ]play\b",
+            ("timeline",),
+        ),
+        Section("resolution", "Resolution", r"\bresolution\b", "", ("resolution",)),
         Section(
             "root_cause",
             "Root cause",
             r"\broot cause|\btrigger\b|(?<!contributing )\bcauses?\b",
             r"\brca\b|\bwhat caused\b|\bwhy it (?:happened|failed|broke)\b|\btechnical (?:problem|cause)"
             r"|\bwhat happened\b",
+            ("root_cause", "changes"),
         ),
         Section(
             "contributing",
             "Contributing factors",
             r"\bcontributing\b",
             r"\bfactors\b|\bconditions\b|\bwas ?n[o'’]t caught\b|\bnot caught\b",
+            ("contributing_factors",),
+        ),
+        Section(
+            "went_well",
+            "What went well",
+            r"\bwent well\b",
+            r"\bwhat worked\b|\bworked well\b|\bwent right\b",
+            ("went_well",),
+        ),
+        Section(
+            "went_poorly",
+            "What went poorly",
+            r"\bwent (?:poorly|wrong|badly)\b|\bdid ?n[o'’]t go well\b|\bcould have gone better\b",
+            r"\bdid ?n[o'’]t (?:go (?:so )?well|work)\b|\bwhat failed\b|\bcould (?:be|have been) (?:improved|better)\b"
+            r"|\bpain points\b",
+            ("went_poorly",),
+        ),
+        Section("got_lucky", "Where we got lucky", r"\blucky\b|\bluck\b", r"\bnear miss", ("got_lucky",)),
+        Section(
+            "recurrence",
+            "Recurrence",
+            r"\brecurren|\brelated incidents\b|\bhappened before\b"
+            r"|\b(?:previous|prior|past|similar|earlier) (?:incidents|postmortems)\b",
+            r"\bhistory\b|\brecurring\b|\bsimilar (?:incidents?|outages?|issues?)\b",
+            ("recurrence",),
         ),
         Section(
             "action_items",
@@ -129,28 +177,19 @@ SECTIONS: dict[str, Section] = {
             r"\bcorrective\b|\bpreventa?t?ive (?:measures|actions)\b|\bimprovements\b|\bto-?dos?\b|\bprevention\b"
             r"|\bhow (?:are |will )?we (?:are |will )?(?:prevent|fix|avoid)\w*|\bpreventing (?:it|this|recurrence)\b"
             r"|\bwhat we(?:'re| are| will) (?:doing|changing)\b|\bwhat (?:we|i) (?:changed|fixed)\b",
+            ("action_items",),
         ),
-        Section("went_well", "What went well", r"\bwent well\b", r"\bwhat worked\b|\bworked well\b|\bwent right\b"),
-        Section(
-            "went_poorly",
-            "What went poorly",
-            r"\bwent (?:poorly|wrong|badly)\b|\bdid ?n[o'’]t go well\b|\bcould have gone better\b",
-            r"\bdid ?n[o'’]t (?:go (?:so )?well|work)\b|\bwhat failed\b|\bcould (?:be|have been) (?:improved|better)\b"
-            r"|\bpain points\b",
-        ),
-        Section("got_lucky", "Where we got lucky", r"\blucky\b|\bluck\b", r"\bnear miss"),
-        Section(
-            "recurrence",
-            "Recurrence",
-            r"\brecurren|\brelated incidents\b|\bhappened before\b"
-            r"|\b(?:previous|prior|past|similar|earlier) (?:incidents|postmortems)\b",
-            r"\bhistory\b|\brecurring\b|\bsimilar (?:incidents?|outages?|issues?)\b",
-        ),
+        Section("evidence_gaps", "Evidence gaps", r"\bevidence gaps?\b", "", ("evidence_gaps",)),
     )
+}
+# The sections no criterion grades, and why: docs/postmortem-rubric.md's table says the same.
+UNGRADED = {
+    "summary": "prose for a reader in a hurry; what it must say is what the graded sections check",
+    "evidence_gaps": "it says what could not be looked at; an honest gap is not a fault, and none is not a merit",
 }
 _OPENS = {
     strict: {
-        key: re.compile(section.words if strict or not section.more else f"{section.words}|{section.more}", re.I)
+        key: _lazy(section.words if strict or not section.more else f"{section.words}|{section.more}", re.I)
         for key, section in SECTIONS.items()
     }
     for strict in (True, False)
@@ -180,8 +219,8 @@ def _at(numbers: Iterable[int]) -> str:
     return "lines " + _listed([str(number) for number in found], ", ")
 
 
-_PLACEHOLDER = re.compile(r"(?:tbd|tba|todo|n/?a|none|nobody|unassigned|unknown|owner|someone|\?+|-+|—|–|…)?", re.I)
-_STATEMENT = re.compile(r"(?:none|nothing|not much|not really|no)\b.*", re.I)  # "Not much." says something
+_PLACEHOLDER = _lazy(r"(?:tbd|tba|todo|n/?a|none|nobody|unassigned|unknown|owner|someone|\?+|-+|—|–|…)?", re.I)
+_STATEMENT = _lazy(r"(?:none|nothing|not much|not really|no)\b.*", re.I)  # "Not much." says something
 
 
 def _placeholder(value: str, lenient: bool = False) -> bool:
@@ -206,15 +245,15 @@ _ZONE_TEXT = (
     r"|[PMCE][SD]?T\s*/\s*[PMCE][SD]T\b|\b[PMCE]T\b"
     r"|\b(?:" + "|".join(sorted((name for name in _FIXED if name != "Z"), key=len, reverse=True)) + r"|utc)\b"
 )
-_ZONE = re.compile(_ZONE_TEXT)
-_CLOCK = re.compile(
+_ZONE = _lazy(_ZONE_TEXT)
+_CLOCK = _lazy(
     r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d+)?)?(?![\d:])"
     r"(?:\s?([AaPp])\.?[Mm]\b\.?)?"
     r"(?:\s*(Z\b|[+\-]\d{2}:?\d{2}\b|" + _ZONE_TEXT + r"))?"
 )
 _MONTH_NAMES = r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
 _MONTH_NAMES += r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
-_DATE = re.compile(
+_DATE = _lazy(
     r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"
     r"|\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b"
     rf"|\b({_MONTH_NAMES})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?"
@@ -251,8 +290,7 @@ def _us_summer(day: date) -> bool:
     return start <= day < november + timedelta(days=(6 - november.weekday()) % 7)
 
 
-@dataclass(frozen=True)
-class _Stamp:
+class _Stamp(NamedTuple):
     """A moment as a timeline entry writes it."""
 
     day: tuple[int, int, int] | None  # year (0: not given), month, day
@@ -282,8 +320,8 @@ def _clock_of(match: re.Match[str]) -> time | None:
     return time(hour, minute, second)
 
 
-_LEAD = re.compile(r"[\s>*_`|\[\](){}#:–—-]*")
-_STAMP_START = re.compile(rf"[\s>*_`|\[\](){{}}#:–—-]*(?:\d|(?:{_MONTH_NAMES})\b)", re.I)
+_LEAD = _lazy(r"[\s>*_`|\[\](){}#:–—-]*")
+_STAMP_START = _lazy(rf"[\s>*_`|\[\](){{}}#:–—-]*(?:\d|(?:{_MONTH_NAMES})\b)", re.I)
 
 
 def _stamp(text: str, within: int = 24) -> _Stamp | None:
@@ -317,8 +355,8 @@ _WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
 _UNIT = r"(?:(?i:days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)|(?-i:[dhms]))(?![a-zA-Z])"  # 2M is a count
 _LONG_UNIT = r"(?:days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)(?![a-z])"
 _PART = rf"(?:\d+(?:\.\d+)?\s*-?\s*{_UNIT}|\b(?:{_WORD})[\s-]+{_LONG_UNIT})"
-_DURATION = re.compile(rf"(?<![\d.:])(?:{_PART})(?:(?:\s*,\s*|\s+and\s+|\s*)(?:{_PART}))*", re.I)
-_PARTS = re.compile(rf"(\d+(?:\.\d+)?|\b(?:{_WORD})\b)[\s-]*({_UNIT})", re.I)
+_DURATION = _lazy(rf"(?<![\d.:])(?:{_PART})(?:(?:\s*,\s*|\s+and\s+|\s*)(?:{_PART}))*", re.I)
+_PARTS = _lazy(rf"(\d+(?:\.\d+)?|\b(?:{_WORD})\b)[\s-]*({_UNIT})", re.I)
 _SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -340,23 +378,22 @@ def _clock_text(seconds: float) -> str:
 
 # Markdown: lines, headings, sections and their items.
 
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_BREAK_TAG = re.compile(r"<br\s*/?>", re.I)
-_HEADING = re.compile(r"^\s{0,3}(#{1,6})[ \t]+(\S.*)$")  # the text's closing #s are dropped by _title
-_UNDERLINE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
-_BOLD_LINE = re.compile(r"^\s*(\*\*|__)(?!\s)([^*_]{1,80}?)\1\s*:?\s*$")
-_LABEL = re.compile(
+_FENCE = _lazy(r"^\s{0,3}(`{3,}|~{3,})")
+_COMMENT = _lazy(r"<!--.*?(?:-->|\Z)", re.S)
+_BREAK_TAG = _lazy(r"<br\s*/?>", re.I)
+_HEADING = _lazy(r"^\s{0,3}(#{1,6})[ \t]+(\S.*)$")  # the text's closing #s are dropped by _title
+_UNDERLINE = _lazy(r"^\s{0,3}(=+|-+)\s*$")
+_BOLD_LINE = _lazy(r"^\s*(\*\*|__)(?!\s)([^*_]{1,80}?)\1\s*:?\s*$")
+_LABEL = _lazy(
     r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?([A-Za-z][\w /&'’()-]{0,48}?)\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*(\S.*)$"
 )
-_BULLET = re.compile(r"^(\s*)(?:[-*+]|\d{1,3}[.)])\s+(.*)$")
-_ROW = re.compile(r"^\s*\|")
-_SEPARATOR = re.compile(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")
-_REFERENCE = re.compile(r"^\s{0,3}\[([^\]]+)\]:\s*\S+")
+_BULLET = _lazy(r"^(\s*)(?:[-*+]|\d{1,3}[.)])\s+(.*)$")
+_ROW = _lazy(r"^\s*\|")
+_SEPARATOR = _lazy(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")
+_REFERENCE = _lazy(r"^\s{0,3}\[([^\]]+)\]:\s*\S+")
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(NamedTuple):
     number: int
     text: str
     level: int = 0  # a heading's level (7: a line in bold, or a bare section name), 0 for any other line
@@ -364,8 +401,7 @@ class _Line:
     start: bool = False  # begins a paragraph of its own: it followed a <br>
 
 
-@dataclass(frozen=True)
-class _Block:
+class _Block(NamedTuple):
     """A section's body (subheadings included), or a labelled line ("**Detection**: Borgmon paged…")."""
 
     title: str
@@ -373,8 +409,7 @@ class _Block:
     lines: tuple[_Line, ...]
 
 
-@dataclass(frozen=True)
-class _Item:
+class _Item(NamedTuple):
     line: int
     text: str
     cells: tuple[tuple[str, str], ...] = ()  # (lower-cased header, cell) of a table row
@@ -383,8 +418,7 @@ class _Item:
     numbers: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class _Paragraph:
+class _Paragraph(NamedTuple):
     """Wrapped lines joined, so that a phrase broken by a line break is still found."""
 
     text: str
@@ -395,8 +429,7 @@ class _Paragraph:
         return self.numbers[bisect_right(self.starts, offset) - 1]
 
 
-@dataclass(frozen=True)
-class _Doc:
+class _Doc(NamedTuple):
     lines: tuple[_Line, ...]  # outside fenced code and comments
     blocks: Mapping[str, tuple[_Block, ...]]  # each section's blocks, by key
     paragraphs: tuple[_Paragraph, ...]
@@ -440,9 +473,7 @@ def _raw_lines(markdown: str) -> tuple[list[tuple[int, str, bool]], set[int]]:
     return lines, coded
 
 
-_ANY_NAME = {
-    strict: re.compile("|".join(pattern.pattern for pattern in _OPENS[strict].values()), re.I) for strict in _OPENS
-}
+_ANY_NAME = {strict: _lazy("|".join(pattern.pattern for pattern in _OPENS[strict].values()), re.I) for strict in _OPENS}
 
 
 @lru_cache(maxsize=1024)  # a long document repeats its headings and labels
@@ -532,7 +563,7 @@ def _blocks(lines: list[_Line], strict: bool) -> dict[str, list[_Block]]:
 
 
 # A blank line, a heading, a list item or a table row starts a paragraph.
-_BREAK = re.compile(r"\s*$|\s{0,3}#{1,6}[ \t]|\s*(?:[-*+]|\d{1,3}[.)])\s|\s*\|")
+_BREAK = _lazy(r"\s*$|\s{0,3}#{1,6}[ \t]|\s*(?:[-*+]|\d{1,3}[.)])\s|\s*\|")
 
 
 def _paragraphs(lines: Iterable[_Line]) -> Iterator[_Paragraph]:
@@ -582,7 +613,7 @@ def _cells(text: str) -> list[str]:
     return [cell.strip() for cell in text.strip().strip("|").split("|")]
 
 
-_REFERENCE_ONLY = re.compile(r"^\s*(?:see\b.{0,120}?)?(?:!?\[[^\]]*\]\([^)]*\)|https?://\S+|<img\b[^>]*>)\W*$", re.I)
+_REFERENCE_ONLY = _lazy(r"^\s*(?:see\b.{0,120}?)?(?:!?\[[^\]]*\]\([^)]*\)|https?://\S+|<img\b[^>]*>)\W*$", re.I)
 
 
 def _continues(kind: str, line: _Line, text: str, indent: int, blank: bool) -> bool:
@@ -677,12 +708,12 @@ def _missing_section(key: str) -> _Verdict:
 
 # Templates and placeholder documents: mostly headings, prompts in brackets, empty tables.
 
-_PROMPTS = re.compile(
+_PROMPTS = _lazy(
     r"\{[^{}]*\}|(?<!\\)<(?=[A-Z])[^<>]*(?:>|$)|\[[^\]\n\d]*[A-Za-z]{2}[^\]\n\d]*\](?!\s*[(\[:])"
     r"|\b(?:YYYY|YY|MM|DD|HH|SS|mm|X{2,}|Y{3,}|Z{3,}|[12]0xx|TBD|TBA|TODO|N/A)\b|…|\.\.\.",
     re.M,
 )
-_PROMPT_LINE = re.compile(
+_PROMPT_LINE = _lazy(
     r"\s*(?:[-*+]|\d+[.)])?\s*(?:\[\s?[xX]?\s?\]\s*)?"  # an empty list item or checkbox
     r"|\s*>.*\?\s*"  # a question in a quote
     r"|\s*([_*])(?!\1)[^_*].*[^_*\s]\1\s*"  # a line in italics
@@ -758,17 +789,17 @@ def _number(value: Any) -> float | None:
 
 # Evidence: a link, a backticked reference, an id as PagerDuty writes them, an issue or pull request, a commit.
 
-_EVIDENCE = re.compile(
+_EVIDENCE = _lazy(
     r"`[^`]+`|!?\[[^\[\]]*\]\([^()\s]+\)|https?://\S+|<img\b[^>]*>"
     r"|\b(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{6,}\b"
     r"|(?<![\w#&])#\d{2,}\b|\b[A-Z][A-Z0-9]+-\d+\b"
     r"|\b(?i:pr|pull request|issue|bug|ticket|change|cl|internal id|id)\s?[#:]?\s?\d{3,}\b"
     r"|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"
 )
-_REFERENCE_USE = re.compile(r"\[([^\[\]]+)\](?!\()(?:\[([^\[\]]*)\])?")
+_REFERENCE_USE = _lazy(r"\[([^\[\]]+)\](?!\()(?:\[([^\[\]]*)\])?")
 
 
-_NAME_SPAN = re.compile(r"`(?![^`]*(?:\d|[@#]|\.[A-Za-z]{1,5}\b))[^`]*`")  # `hakawai-gateway`, `/reports`
+_NAME_SPAN = _lazy(r"`(?![^`]*(?:\d|[@#]|\.[A-Za-z]{1,5}\b))[^`]*`")  # `hakawai-gateway`, `/reports`
 
 
 def _evidence(text: str, doc: _Doc) -> bool:
@@ -784,8 +815,7 @@ def _evidence(text: str, doc: _Doc) -> bool:
 # 1. An evidence-linked timeline in UTC.
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     line: int
     text: str
     moment: datetime | None  # in UTC when its zone is known, else as written
@@ -796,13 +826,13 @@ class _Entry:
     clock: time | None = None  # as written, before any zone
 
 
-_DECLARED = re.compile(
+_DECLARED = _lazy(
     r"\b(?:all\s+)?times?\b(?:[^.\n|]{0,40}?\b(?:in|are|as|shown in)\b[^.\n|]{0,25}?|\s+)(?P<zone>" + _ZONE_TEXT + ")",
     re.I,
 )
-_TIME_HEADER = re.compile(r"\b(?:time|when|date|timestamp)\b.*?\(?\b(?P<zone>" + _ZONE_TEXT + r")\)?", re.I)
-_UTC_WORD = re.compile(r"\butc\b", re.I)
-_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
+_TIME_HEADER = _lazy(r"\b(?:time|when|date|timestamp)\b.*?\(?\b(?P<zone>" + _ZONE_TEXT + r")\)?", re.I)
+_UTC_WORD = _lazy(r"\butc\b", re.I)
+_YEAR = _lazy(r"\b(?:19|20)\d{2}\b")
 
 
 def _declared(texts: Iterable[str]) -> str:
@@ -812,7 +842,7 @@ def _declared(texts: Iterable[str]) -> str:
     return ""
 
 
-_NARRATED = re.compile(r"^\W*(?:at|by|on|around|shortly (?:after|before))\s+(?=\d|[A-Z][a-z]{2})", re.I)
+_NARRATED = _lazy(r"^\W*(?:at|by|on|around|shortly (?:after|before))\s+(?=\d|[A-Z][a-z]{2})", re.I)
 
 
 def _timeline_blocks(doc: _Doc) -> list[tuple[_Block, list[_Item], list[_Item]]]:
@@ -944,7 +974,11 @@ def _timeline_md(doc: _Doc, reference: _Reference) -> _Verdict:
     if doc.strict:
         without_time = [f"line {entry.line}" for entry in entries if not entry.utc]
         without_evidence = [f"line {entry.line}" for entry in entries if not entry.evidence]
-        return _timeline_verdict(len(entries), without_time, without_evidence, lines)
+        verdict = _timeline_verdict(len(entries), without_time, without_evidence, lines)
+        if verdict.state == PASS and not doc.text("resolution").strip():
+            # The bridge's template asks for what ended the incident in a section of its own.
+            return _Verdict(FAIL, verdict.why + "; but no Resolution section says what ended it", lines)
+        return verdict
     timed = [entry for entry in entries if entry.moment]
     if len(entries) < 2:
         return _Verdict(FAIL, f"the timeline has {len(entries)} dated entr{'y' if len(entries) == 1 else 'ies'}")
@@ -976,7 +1010,7 @@ def _timeline_verdict(
     return _Verdict(PASS, f"timeline has {count} entries, each with a UTC time and evidence", lines)
 
 
-_UTC_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z")
+_UTC_AT = _lazy(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z")
 
 
 def _timeline_result(result: Mapping[str, Any], _: Mapping[str, Any]) -> _Verdict:
@@ -989,7 +1023,10 @@ def _timeline_result(result: Mapping[str, Any], _: Mapping[str, Any]) -> _Verdic
     without_evidence = [
         f"timeline[{i}]" for i, entry in enumerate(entries) if not any(map(_text, _list(entry.get("evidence"))))
     ]
-    return _timeline_verdict(len(entries), without_time, without_evidence)
+    verdict = _timeline_verdict(len(entries), without_time, without_evidence)
+    if verdict.state == PASS and not _text(_map(result.get("resolution")).get("what")):
+        return _Verdict(FAIL, verdict.why + "; but no resolution.what says what ended it")
+    return verdict
 
 
 # 2. Response times: every stated figure agrees with the record (or the document's own timeline).
@@ -1002,22 +1039,22 @@ _MEASURES = {
     "duration": "duration",
 }
 _STATED = {
-    _ACK: re.compile(r"\btime[ -]to[ -](?:first[ -])?ack\w*|\bm?tta\b|\backnowledged\s+(?:after|in|within)\b", re.I),
-    _RESOLVE: re.compile(r"\btime[ -]to[ -]resol\w*|\bm?ttr\b|\bresolved\s+(?:after|in|within)\b", re.I),
+    _ACK: _lazy(r"\btime[ -]to[ -](?:first[ -])?ack\w*|\bm?tta\b|\backnowledged\s+(?:after|in|within)\b", re.I),
+    _RESOLVE: _lazy(r"\btime[ -]to[ -]resol\w*|\bm?ttr\b|\bresolved\s+(?:after|in|within)\b", re.I),
 }
 # What the lenient reading also takes for a stated figure, and which measure it is.
 _PHRASES = {
-    "detect": re.compile(
+    "detect": _lazy(
         r"\btime[ -]to[ -]detect\w*|\bm?ttd\b|\bdetection (?:delay|time)\b|\bundetected\b(?: by \w+)?"
         r"|\b(?:detected|noticed|discovered|identified)\s+(?:after|in|within)\b",
         re.I,
     ),
-    _RESOLVE: re.compile(
+    _RESOLVE: _lazy(
         r"\btime[ -]to[ -](?:recover\w*|restor\w*|mitigat\w*|repair|fix)\b|\bm?ttm\b"
         r"|\b(?:mitigated|restored|recovered|fixed)\s+(?:after|in|within)\b",
         re.I,
     ),
-    "duration": re.compile(
+    "duration": _lazy(
         r"\b(?:outage|incident|impact|downtime|disruption)\s+duration\b|\bduration\b|\bdowntime\b|\boutage\b"
         r"|\b(?:was|were|been|went|is)\s+(?:down|offline|unavailable|broken|degraded)\b|\bdown for\b"
         r"|\blast(?:ed|ing|s)\b|\bpersist(?:ed|s)?\b|\bfailed for\b"
@@ -1025,37 +1062,36 @@ _PHRASES = {
         re.I,
     ),
 }
-_DELAY = re.compile(r"\s*(?:-\s*)?delay\b", re.I)  # "a ~2 hour delay between the report and …"
-_VERB_AFTER = re.compile(  # "was discovered 3 hours after the bug was filed"
+_DELAY = _lazy(r"\s*(?:-\s*)?delay\b", re.I)  # "a ~2 hour delay between the report and …"
+_VERB_AFTER = _lazy(  # "was discovered 3 hours after the bug was filed"
     r"\b(?:(?P<detect>detected|noticed|discovered|identified|found|reported|spotted)"
     r"|(?P<ack>acknowledged|responded to)|(?P<resolve>resolved|fixed|mitigated|restored|recovered))"
     rf"\s+(?:[\w-]+\s+){{0,2}}?(?P<duration>{_DURATION.pattern})\s+(?:after|later|from)\b",
     re.I,
 )
-_NAMED_SPAN = re.compile(  # "a 47 minute period during which …", "7 hours of downtime"; not "a 75-second stall"
+_NAMED_SPAN = _lazy(  # "a 47 minute period during which …", "7 hours of downtime"; not "a 75-second stall"
     r"\s*(?:-\s*)?(?:long\s+)?(?:period (?:during which|of (?:the )?(?:outage|downtime|impact))|outage|window"
     r"|disruption|of downtime|of (?:the )?outage)\b",
     re.I,
 )
-_HEDGES = re.compile(
+_HEDGES = _lazy(
     r"(?P<approx>about|around|approximately|approx\.?|roughly|~|≈|circa|some|close to)"
     r"|(?P<over>just over|over|more than|at least|upwards of)"
     r"|(?P<under>just under|under|less than|at most|at maximum|a maximum of|maximum of|almost|nearly)"
     r"|(?P<within>within|up to)",
     re.I,
 )
-_HEDGE_BEFORE = re.compile(rf"(?:{_HEDGES.pattern})\s*(?:of\s+)?$", re.I)
-_RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-|–|to)\s*$")
+_HEDGE_BEFORE = _lazy(rf"(?:{_HEDGES.pattern})\s*(?:of\s+)?$", re.I)
+_RANGE = _lazy(r"(\d+(?:\.\d+)?)\s*(?:-|–|to)\s*$")
 _CLOCKISH = rf"(?:(?:{_DATE.pattern})[\sT,]*)?{_CLOCK.pattern}"
-_WINDOW = re.compile(
+_WINDOW = _lazy(
     rf"\b(?:from|between)\s+(?P<a>{_CLOCKISH})\s*(?:to|and|until|till|-|–)\s*(?P<b>{_CLOCKISH})"
     rf"|\((?P<c>{_CLOCKISH})\s*(?:-|–|to)\s*(?P<d>{_CLOCKISH})\)",
     re.I,
 )
 
 
-@dataclass(frozen=True)
-class _Figure:
+class _Figure(NamedTuple):
     measure: str
     seconds: float
     high: float  # the upper end of "4-5 hours"; else the same as seconds
@@ -1092,8 +1128,8 @@ def _moment(text: str) -> tuple[datetime, int | None] | None:
     return moment, _offset(clock.group(5), moment.date()) if clock.group(5) else None
 
 
-_TWO_CLOCKS = re.compile(r"\d:\d\d.*?\d:\d\d")
-_DIGIT_OR_WORD = re.compile(rf"\d|\b(?:{_WORD})[\s-]+{_LONG_UNIT}", re.I)  # a paragraph that may state a figure
+_TWO_CLOCKS = _lazy(r"\d:\d\d.*?\d:\d\d")
+_DIGIT_OR_WORD = _lazy(rf"\d|\b(?:{_WORD})[\s-]+{_LONG_UNIT}", re.I)  # a paragraph that may state a figure
 
 
 def _figures(doc: _Doc, skip: frozenset[int]) -> list[_Figure]:
@@ -1202,40 +1238,40 @@ def _figure(
 # The document's own timeline as a reference: from where the outage (or the page) started to where it was noticed,
 # acknowledged, resolved or ended. Entries marked "START OF OUTAGE" / "OUTAGE ENDS" are taken when there are any.
 
-_START_MARK = re.compile(
+_START_MARK = _lazy(
     r"\b(?:start|beginning) of (?:the )?(?:outage|incident|impact)\b"
     r"|\b(?:outage|incident|impact|downtime)\s+(?:begins|began|starts|started)\b",
     re.I,
 )
-_END_MARK = re.compile(
+_END_MARK = _lazy(
     r"\bend of (?:the )?(?:outage|incident|impact)\b|\b(?:outage|incident|impact|downtime)\s+(?:ends|ended|over)\b",
     re.I,
 )
-_CHANGED = re.compile(
+_CHANGED = _lazy(
     r"\b(?:deploy\w*|releas\w*|merged?|roll(?:ed|s)? ?out|rollout|upgrad\w*|bump\w*|pushed|applied|commenced"
     r"|migrat\w*|chang(?:e|ed|es)|enabled|disabled|submit\w*|committed|introduc\w*|t[ao]ke?s? effect|took effect)\b",
     re.I,
 )
-_BROKE = re.compile(
+_BROKE = _lazy(
     r"\b(?:begins?|began|starts?|started)\s+(?:to\s+)?(?:fail|error|return|experienc|crash|degrad|impact|serv|melt"
     r"|restart)\w*|\b(?:\d{3}s?|5xx|errors?|failures?|responses?|requests?)\s+(?:start|begin|began)\w*"
     r"|\btriggered\b|\bwent down\b|\b(?:is|was) down\b|\b(?:failures?|errors?) (?:began|begin|start)\w*",
     re.I,
 )
-_ENDED = re.compile(
+_ENDED = _lazy(
     r"\b(?:resolv\w*|restor\w*|recover\w*|mitigat\w*|back (?:online|up|to normal)|healthy|fixed|fix (?:lands|deployed)"
     r"|operational|resumed|functional)\b",
     re.I,
 )
-_NOTICED = re.compile(
+_NOTICED = _lazy(
     r"\b(?:detect\w*|notic\w*|report\w*|alert\w*|pag(?:ed|es|ing)|aware|inform\w*|discover\w*|witness\w*|declared"
     r"|acknowledg\w*|escalat\w*|ping(?:s|ed)|found|identified|flagged|spotted|fired|warn\w*)\b",
     re.I,
 )
 _EVENTS = {
-    "triggered": re.compile(r"\btriggered\b|\bincident\s+(?:opened|created)\b", re.I),
-    "acknowledged": re.compile(r"\backnowledged\b", re.I),
-    "resolved": re.compile(r"\bresolved\b", re.I),
+    "triggered": _lazy(r"\btriggered\b|\bincident\s+(?:opened|created)\b", re.I),
+    "acknowledged": _lazy(r"\backnowledged\b", re.I),
+    "resolved": _lazy(r"\bresolved\b", re.I),
 }
 
 
@@ -1291,7 +1327,7 @@ def _from_timeline(entries: list[tuple[str, datetime | None]]) -> dict[str, tupl
     return reference
 
 
-_RESULT_AT = re.compile(  # as the result's timeline has been read since the rubric began: an offset is not read
+_RESULT_AT = _lazy(  # as the result's timeline has been read since the rubric began: an offset is not read
     r"(?:(\d{4})-(\d{2})-(\d{2})[T ]|\b)([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d+)?)?"
 )
 
@@ -1319,8 +1355,7 @@ def _result_moments(result: Mapping[str, Any]) -> list[tuple[str, datetime | Non
     return moments
 
 
-@dataclass(frozen=True)
-class _Reference:
+class _Reference(NamedTuple):
     """What stated response times are compared with."""
 
     figures: Mapping[str, tuple[float, str]]  # the record's (PagerDuty's, authoritative), else the timeline's
@@ -1500,7 +1535,7 @@ def _response_result(result: Mapping[str, Any], reference: _Reference) -> _Verdi
 
 # 3. Impact quantified, or a labelled estimate.
 
-_NOT_QUANTITY = re.compile(
+_NOT_QUANTITY = _lazy(
     r"`[^`]*`|\[[^\[\]]*\]\([^()\s]*\)|https?://\S+|\d{4}-\d{2}-\d{2}|#\d+|\b(?:p|sev)-?\d\b"
     r"|(?<![\w.])v?\d+(?:\.\d+){2,}\b|\b(?:https?|status(?: code)?|error|code)\s+\d{3}\b|\b\dxx\b"
     r"|\b[1-5]\d\d\s*(?:errors?|responses?|status(?:es)?|codes?|messages?|pages?|rate)\b|\b[1-5]\d\ds\b"
@@ -1508,8 +1543,8 @@ _NOT_QUANTITY = re.compile(
     rf"|{_CLOCK.pattern}|{_DURATION.pattern}|{_DATE.pattern}",
     re.I,
 )
-_QUANTITY = re.compile(r"(?:[$€£]\s?)?\d[\d,]*(?:\.\d+)?\s*(?:%|percent\b)?(?:\s*[A-Za-z-]+){0,2}")
-_ESTIMATE = re.compile(r"\bestimat\w*|\bapprox\w*|\broughly\b|\baround\b|\babout\b|~|≈|\bat least\b|\bup to\b", re.I)
+_QUANTITY = _lazy(r"(?:[$€£]\s?)?\d[\d,]*(?:\.\d+)?\s*(?:%|percent\b)?(?:\s*[A-Za-z-]+){0,2}")
+_ESTIMATE = _lazy(r"\bestimat\w*|\bapprox\w*|\broughly\b|\baround\b|\babout\b|~|≈|\bat least\b|\bup to\b", re.I)
 _AFFECTED = (
     r"(?:users|customers|clients|teams|accounts|tenants|organi[sz]ations|orgs|sites|websites|merchants|members|people"
     r"|developers|requests|queries|calls|jobs|builds|tests|PRs|pull requests|pods|orders|checkouts|payments"
@@ -1519,17 +1554,15 @@ _AFFECTED = (
 )
 _AMOUNT = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?(?:[kKmMbB]\b|bn\b|million\b|billion\b|thousand\b))?"
 _OF_AFFECTED = rf"\s+of\s+(?:the\s+|all\s+|our\s+)?(?:[\w-]+\s+){{0,3}}{_AFFECTED}\b"
-_COUNT = re.compile(
+_COUNT = _lazy(
     rf"(?<![\w.$€£-])({_AMOUNT})\s*\+?\s+(?:[\w-]+\s+){{0,2}}{_AFFECTED}\b"  # 1,240 failed checkouts
     rf"|(?<![\w.-])(\d+(?:\.\d+)?\s?(?:%|percent\b))(?:{_OF_AFFECTED})?"  # 23% (of checkout requests)
     rf"|\b(?:half|a third|a quarter|(?:one|two|three|four)[ -](?:thirds?|quarters?|fifths?|tenths?)){_OF_AFFECTED}"
     rf"|[$€£]\s?{_AMOUNT}",  # money, when lost
     re.I,
 )
-_NUMERAL = re.compile(r"\d|\b(?:half|third|quarter|fifths?|tenths?)\b", re.I)
-_LOSS = re.compile(
-    r"\b(?:lost|loss|revenue|refund\w*|credit\w*|cost|wiped|withdrawn|burn\w*|penalt\w*|fine[sd]?)\b", re.I
-)
+_NUMERAL = _lazy(r"\d|\b(?:half|third|quarter|fifths?|tenths?)\b", re.I)
+_LOSS = _lazy(r"\b(?:lost|loss|revenue|refund\w*|credit\w*|cost|wiped|withdrawn|burn\w*|penalt\w*|fine[sd]?)\b", re.I)
 
 
 def _impact_md(doc: _Doc, _: _Reference) -> _Verdict:
@@ -1587,7 +1620,7 @@ def _impact_result(result: Mapping[str, Any], _: _Reference) -> _Verdict:
 
 # 4. Detection analysed: how, when, and whether it was fast enough or what could have noticed it sooner.
 
-_GAP = re.compile(
+_GAP = _lazy(
     r"\b(?:sooner|earlier|faster|gap|missed|could have|would have|no alert|did ?n[o']t alert|blind spot|undetected"
     r"|not detected|delay(?:ed)?|late)\b",
     re.I,
@@ -1596,7 +1629,7 @@ _SIGNALS = (
     r"(?:alert\w*|alarm\w*|monitor\w*|notification\w*|pag(?:e|es|ing|er)|probes?|warnings?"
     r"|(?:synthetic|health|uptime|canary)\s+(?:checks?|tests?))"
 )
-_GAP_ANYWHERE = re.compile(
+_GAP_ANYWHERE = _lazy(
     rf"\b(?:no|missing|lack(?:ed|ing)?(?: of)?|without|absent|insufficient|inadequate|not (?:have|get)"
     rf"|(?:did|do|does) ?n[o'’]t (?:have|get|receive))\s+(?:[\w/-]+\s+){{0,2}}(?:{_SIGNALS}|tests?/alert\w*|visibility"
     rf"|observability)\b"
@@ -1616,17 +1649,17 @@ _GAP_ANYWHERE = re.compile(
     r"|^\W*(?:alert|page|notify)\s+(?:the\s+\w+\s+)?(?:on|when|if|before)\b",  # a plan: "Alert when …"
     re.I,
 )
-_DETECTION_HINT = re.compile(  # a cheap look before the real ones
+_DETECTION_HINT = _lazy(  # a cheap look before the real ones
     r"detect|notic|report|alert|alarm|pag(?:e|ed|es|ing|er)\b|discover|found out|aware|inform|caught|spotted|fired|warn"
     r"|told us|telling us|red\b|monitor|notif|probe|check|sooner|earlier|faster|gap|visib|observ|delay",
     re.I,
 )
-_HOW = re.compile(
+_HOW = _lazy(
     r"\b(?:detect\w*|notic\w*|report\w*|alert\w*|pag(?:ed|es|ing)|discover\w*|found out|aware|inform\w*|caught"
     r"|spotted|fired|warn\w*|told us|telling us|(?:went|going|turned) red)\b",
     re.I,
 )
-_SOURCE = re.compile(
+_SOURCE = _lazy(
     r"\b(?:users?|customers?|clients?|support|tickets?|monitor\w*|alert\w*|alarms?|pager\w*|on-?call\w*|ci|tests?"
     r"|probes?|dashboards?|metrics?|logs?|e-?mails?|tweets?|slack|discord|github|borgmon|prometheus|datadog"
     r"|grafana|pingdom|uptime\w*|canar(?:y|ies)|qa|people|engineers?|members?|someone|team|aws)\b",
@@ -1720,11 +1753,11 @@ def _detection_result(result: Mapping[str, Any], _: _Reference) -> _Verdict:
 
 # 5. The trigger apart from the contributing conditions, backed by evidence or flagged as uncertain.
 
-_CONFIDENCE = re.compile(
+_CONFIDENCE = _lazy(
     r"\b(?:confirmed|likely|unlikely|hypothes[ie]s|hypothesi[sz]ed|suspected|unconfirmed|probable|confidence)\b", re.I
 )
 _LEVELS = ("confirmed", "likely", "hypothesis")
-_CONDITION = re.compile(
+_CONDITION = _lazy(
     r"\bbecause\b|\bdue to\b|\bsince\b|\bcombin\w*|\bcoincid\w*|\bcompound\w*|\bcontribut\w*|\bexacerbat\w*"
     r"|\blatent\b|\b(?:was|were) ?n[o'’]t (?:caught|noticed|detected|tested|applied|renewed)\b"
     r"|\bnot (?:caught|noticed|detected|tested|respected)\b|\ballow(?:ed|ing)\b|\bcondition\w*|\bunnoticed\b"
@@ -1732,12 +1765,12 @@ _CONDITION = re.compile(
     r"|\bnever (?:tested|deployed)\b|\bwhile\b|\blimit(?:ed|s|ations?)\b|\bbut\b",
     re.I,
 )
-_UNCERTAIN = re.compile(
+_UNCERTAIN = _lazy(
     r"\b(?:likely|probably|possibly|suspect\w*|hypothes\w*|unconfirmed|appears?|seems?|we believe|as best we can"
     r"|not (?:yet )?(?:fully )?understood|unclear|may have|might have)\b",
     re.I,
 )
-_CAUSE_WORDS = re.compile(r"\broot cause\b|\bcaused by\b|\bthe cause\b|\bbecause\b|\bdue to\b", re.I)
+_CAUSE_WORDS = _lazy(r"\broot cause\b|\bcaused by\b|\bthe cause\b|\bbecause\b|\bdue to\b", re.I)
 
 
 def _causes_md(doc: _Doc, _: _Reference) -> _Verdict:
@@ -1817,7 +1850,7 @@ def _causes_result(result: Mapping[str, Any], _: _Reference) -> _Verdict:
 # 6. Blameless language.
 
 _WORD_EDGE = r"(?<![\w-])"  # "lazy-loaded" is no blame: a blaming word stands on its own
-_BLAME = re.compile(
+_BLAME = _lazy(
     r"\bhuman[ -]error\b|\boperator[ -]error\b|\b(?:his|her|their)\s+(?:own\s+)?(?:fault|mistake|negligence)\b"
     r"|\bfault\s+of\b|\bat\s+fault\b"
     rf"|{_WORD_EDGE}(?<!\bgit )(?<!\bsvn )(?<!\bhg )blam(?:e|ed|es|ing)\b(?![\w-])"
@@ -1832,8 +1865,8 @@ _BLAME = re.compile(
     re.I,
 )
 # "No one is to blame", "this was not human error": a negation shortly before, in the same sentence.
-_NEGATED = re.compile(r"(?:\bno|\bnot|\bnever|\bnobody|\bno one|\bwithout|n't)\b[^.;!?|]*$", re.I)
-_CODE_SPAN = re.compile(r"`[^`]*`")
+_NEGATED = _lazy(r"(?:\bno|\bnot|\bnever|\bnobody|\bno one|\bwithout|n't)\b[^.;!?|]*$", re.I)
+_CODE_SPAN = _lazy(r"`[^`]*`")
 # Each phrase holds one of these words (or its start): phrases are looked for only around them, which keeps a big
 # document fast. A phrase starts at most this many characters before its word, and ends within 25 after it.
 _BLAME_STEMS = {
@@ -1924,19 +1957,19 @@ def _blameless_result(result: Mapping[str, Any], _: _Reference) -> _Verdict:
 
 # 7. At least one preventive action item; every item owned and checkable.
 
-_LABELS = re.compile(
+_LABELS = _lazy(
     r"\b(?:(owner|verification|verify|acceptance|type|priority)\b[*_]*\s*:"
     r"|(owned by|assigned to|verified by|done when)\b)[*_]*\s*",
     re.I,
 )
 _FIELDS = {"owner": "owner", "owned by": "owner", "assigned to": "owner", "type": "type", "priority": "priority"}
-_OWNER_HEADER = re.compile(r"owner|assignee|who|responsible|\bdri\b")
-_VERIFY_HEADER = re.compile(r"verif|done when|acceptance|how to check")
-_TRACKING_HEADER = re.compile(r"bug|issue|ticket|tracking|jira|link|\bpr\b|status")
-_TYPE_HEADER = re.compile(r"type|kind|category|class")
-_PREVENT = re.compile(r"\bprevent(?:ion|ive|ative)?\b", re.I)
-_PREVENT_TAG = re.compile(r"^\W*prevent\w*\W*:|[\[(]\s*prevent\w*\s*[\])]", re.I)
-_PREVENTS = re.compile(
+_OWNER_HEADER = _lazy(r"owner|assignee|who|responsible|\bdri\b")
+_VERIFY_HEADER = _lazy(r"verif|done when|acceptance|how to check")
+_TRACKING_HEADER = _lazy(r"bug|issue|ticket|tracking|jira|link|\bpr\b|status")
+_TYPE_HEADER = _lazy(r"type|kind|category|class")
+_PREVENT = _lazy(r"\bprevent(?:ion|ive|ative)?\b", re.I)
+_PREVENT_TAG = _lazy(r"^\W*prevent\w*\W*:|[\[(]\s*prevent\w*\s*[\])]", re.I)
+_PREVENTS = _lazy(
     r"\bprevent\w*|\bavoid\w*"
     r"|\bso (?:that )?(?:\w+\s+){1,3}(?:can ?not|cannot|can'?t|won'?t|will not|never|no longer)\b"
     r"|\bensure\b|\bvalidat\w*|\breject\w*|\bpin(?:s|ned|ning)?\b|\bguard\w*|\bfix\w*|\bpatch\w*|\blint\w*"
@@ -1946,24 +1979,24 @@ _PREVENTS = re.compile(
     r"|\brequir\w*|\benforc\w*|\bden(?:y|ies|ied)\b|\bdisabl\w*",
     re.I,
 )
-_PLANNED = re.compile(
+_PLANNED = _lazy(
     r"\bplann\w*|\bin[- ]progress\b|\bto ?do\b|\bfuture\b|\bnext\b|\b(?:short|medium|long)[- ]term\b", re.I
 )
-_DONE_VERB = re.compile(  # "We've tightened …", "Switched to pnpm 10": done; "Improved runbooks": a plan's title
+_DONE_VERB = _lazy(  # "We've tightened …", "Switched to pnpm 10": done; "Improved runbooks": a plan's title
     r"^\W*(?:(?:we|i)(?:'ve|\s+have)?\s+(?:\w+ly\s+)?(?:(?:re-?)?[a-z]{2,}ed|made|set|put|kept|ran|built|wrote|took"
     r"|cut|shut|split|sent|spent|did)\b"
     r"|(?:re-?)?[a-z]{2,}ed\s+(?:the|our|a|an|all|to|its|their|every|each)\b)",
     re.I,
 )
-_DONE = re.compile(
+_DONE = _lazy(
     r"✅|✔|☑|\[x\]|\bdone\b|\bcompleted?\b|\b(?:fixed|added|filed|resolved) (?:by|in|with|an?|the)\b"
     r"|^\W*(?:we\s+(?:have\s+)?)?(?:added|fixed|reverted|issued|sent|deployed|created|updated|moved|increased|implemented|removed|bumped"
     r"|installed|enabled|disabled|migrated|rolled back|filed|merged|released)\b",
     re.I,
 )
-_OWNER_TEXT = re.compile(r"\b(?:owners?|owned by|assigned to|assignee|dri|responsible)\b\W{0,3}\s*(\S[^;|,)]*)", re.I)
-_LEAD_IN = re.compile(r":\s*$")
-_ITEM_LABEL = re.compile(r"\b(?:action items?|owners?|todo)\b[*_]*\s*:", re.I)
+_OWNER_TEXT = _lazy(r"\b(?:owners?|owned by|assigned to|assignee|dri|responsible)\b\W{0,3}\s*(\S[^;|,)]*)", re.I)
+_LEAD_IN = _lazy(r":\s*$")
+_ITEM_LABEL = _lazy(r"\b(?:action items?|owners?|todo)\b[*_]*\s*:", re.I)
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -2115,22 +2148,20 @@ def _reflection_result(result: Mapping[str, Any], _: _Reference) -> _Verdict:
 
 # 9. Recurrence checked: the incident related to earlier ones, or a search for them reported.
 
-_RELATED = re.compile(_EVIDENCE.pattern + r"|\bincident\s+#?\d+|(?<!\S)\S+\.md\b")
-_NONE_FOUND = re.compile(
+_RELATED = _lazy(_EVIDENCE.pattern + r"|\bincident\s+#?\d+|(?<!\S)\S+\.md\b")
+_NONE_FOUND = _lazy(
     r"\bno\s+(?:similar|related|previous|prior|earlier|past|other|matching)\b|\bnone\s+found\b|\bfirst\s+(?:time|occurrence)\b"
     r"|\bnot\s+happened\s+before\b|\bno\s+recurrence\b",
     re.I,
 )
-_SEARCHED = re.compile(
+_SEARCHED = _lazy(
     r"\bno\s+(?:similar|related|previous|prior|earlier|past|other|matching)\s+(?:\w+\s+){0,2}(?:incidents?|outages?"
     r"|postmortems?|issues?|reports?)\b|\bnone\s+found\b|\bfound\s+(?:no|none|nothing)\b"
     r"|\b(?:checked|searched|looked (?:at|through|for)|reviewed)\b",
     re.I,
 )
-_NOT_CHECKED = re.compile(
-    r"\bnot\s+(?:yet\s+)?(?:been\s+)?checked\b|\bdid\s*n[o']t\s+(?:check|look)\b|\bunchecked\b", re.I
-)
-_RECURRENCE = re.compile(
+_NOT_CHECKED = _lazy(r"\bnot\s+(?:yet\s+)?(?:been\s+)?checked\b|\bdid\s*n[o']t\s+(?:check|look)\b|\bunchecked\b", re.I)
+_RECURRENCE = _lazy(
     r"\b(?:second|third|another|repeat(?:ed)?)\s+(?:occurr?ence|time this|instance of|outage caused|incident caused)\b"
     r"|\bsame (?:root )?(?:cause|issue|problem|failure|bug|error)s? (?:as|that|we)\b"
     r"|\b(?:similar|same) (?:issue|incident|outage|problem|failure|bug) (?:in|as|to|before|earlier|previously|here"
@@ -2195,8 +2226,7 @@ _MarkdownJudge = Callable[[_Doc, _Reference], _Verdict]
 _ResultJudge = Callable[[Mapping[str, Any], _Reference], _Verdict]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     key: str
     title: str
     sections: tuple[Section, ...]  # what the bridge's template calls its parts (issue 23's prompt reads them)
@@ -2207,7 +2237,7 @@ class Rule:
 CRITERIA: tuple[Rule, ...] = tuple(
     Rule(key, title, tuple(SECTIONS[name] for name in sections), markdown, result)
     for key, title, sections, markdown, result in (
-        ("timeline", "Evidence-linked timeline in UTC", ("timeline",), _timeline_md, _timeline_result),
+        ("timeline", "Evidence-linked timeline in UTC", ("timeline", "resolution"), _timeline_md, _timeline_result),
         (
             "response_times",
             "Response times match the record (within 60 s)",
@@ -2236,6 +2266,19 @@ CRITERIA: tuple[Rule, ...] = tuple(
         ("recurrence", "Recurrence checked", ("recurrence",), _recurrence_md, _recurrence_result),
     )
 )
+
+
+def not_covered(grade: Grade) -> tuple[str, ...]:
+    """What a graded postmortem does not cover yet, in words: the names of the sections of each criterion it misses
+    (a criterion that reads no section of its own, by its title)."""
+    rules = {rule.key: rule for rule in CRITERIA}
+    words: list[str] = []
+    for criterion in grade.criteria:
+        rule = rules.get(criterion.key)
+        if criterion.passed or rule is None:
+            continue
+        words += [section.name.lower() for section in rule.sections] or [rule.title.lower()]
+    return tuple(dict.fromkeys(words))
 
 
 def _combine(markdown: _Verdict | None, result: _Verdict | None, strict: bool) -> tuple[bool, str, str]:
