@@ -25,6 +25,7 @@ HANDLER = Path(__file__).resolve().parent.parent / "handler"
 if str(HANDLER) not in sys.path:
     sys.path.insert(0, str(HANDLER))
 
+from bridge.devin.destination import destination, integration, page, tracker_words  # noqa: E402
 from bridge.devin.routing import (  # noqa: E402
     DEFAULT_POSTMORTEM_PATH,
     Facts,
@@ -35,7 +36,7 @@ from bridge.devin.routing import (  # noqa: E402
     parse_routing,
 )
 from bridge.errors import BadRequest  # noqa: E402
-from bridge.webhook.event import parse_event, read_incident  # noqa: E402
+from bridge.webhook.event import Incident, parse_event, read_incident  # noqa: E402
 
 DEFAULT_PREFIX = "/pagerduty-postmortem"
 # template.yaml's AllowedPattern for SsmParameterPrefix.
@@ -136,12 +137,13 @@ def check_template_file(path: str, prefix: str) -> bool:
     return True
 
 
-def read_facts(raw_body: bytes) -> Facts | str:
-    """What the routing sees of a webhook body, or why the body never reaches the routing."""
+def read_facts(raw_body: bytes) -> tuple[Facts, Incident] | str:
+    """What the routing sees of a webhook body and its incident, or why the body never reaches the routing."""
     event = parse_event(raw_body)
     if event.data_type != "incident":
         return f"not an incident ({event.event_type}): the function ignores it before routing"
-    return Facts.of(read_incident(event), event.event_type)
+    incident = read_incident(event)
+    return Facts.of(incident, event.event_type), incident
 
 
 def _named(name: str, ident: str) -> str:
@@ -159,8 +161,9 @@ def describe_facts(facts: Facts) -> str:
     )
 
 
-def describe_rule(rule: Rule | None, template: bool) -> list[str]:
-    """What a delivery routed to `rule` gets, one line per setting."""
+def describe_rule(rule: Rule | None, template: bool, incident: Incident | None = None) -> list[str]:
+    """What a delivery routed to `rule` gets, one line per setting; where the draft goes, for `incident`, when the
+    rule says more of it than the folder."""
     if rule is None:
         instructions = "the prompt template" if template else "built-in"
         return [f"  → no rule matches: a standard session ({instructions} instructions, {DEFAULT_POSTMORTEM_PATH})"]
@@ -184,8 +187,29 @@ def describe_rule(rule: Rule | None, template: bool) -> list[str]:
         ("extra tags", listed(rule.tags, "none")),
         ("postmortem_path", rule.postmortem_path or f"{DEFAULT_POSTMORTEM_PATH} (default)"),
         ("instructions", instructions),
+        *_where_rows(rule, incident),
     ]
     return [f'  → rule "{rule.name}":'] + [f"      {label:<16} {value}" for label, value in rows]
+
+
+def _where_rows(rule: Rule, incident: Incident | None) -> list[tuple[str, str]]:
+    """The rows of the draft's place, only for the fields the rule sets (the file's path filled in for `incident`)."""
+    rows: list[tuple[str, str]] = []
+    where = destination(incident, rule) if incident is not None else None
+    if rule.postmortem_file is not None:
+        rows.append(("postmortem_file", rule.postmortem_file + (f" → {where.path}" if where is not None else "")))
+    a_page = rule.publish is not None and rule.publish.to != "repository"
+    if rule.postmortem_repo is not None:
+        rows.append(("postmortem_repo", rule.postmortem_repo + (" (unused: the draft is a page)" if a_page else "")))
+    if rule.publish is not None and not a_page:
+        rows.append(("publish", "a pull request (the default)"))
+    elif rule.publish is not None:
+        rows.append(
+            ("publish", f"a page through Devin's {integration(rule.publish)} integration: {page(rule.publish)}")
+        )
+    if rule.action_items_to is not None:
+        rows.append(("action_items_to", f"a ticket per action item in {tracker_words(rule.action_items_to)}"))
+    return rows
 
 
 def try_payload(path: str, routing: Routing, template: bool) -> bool:
@@ -199,8 +223,9 @@ def try_payload(path: str, routing: Routing, template: bool) -> bool:
     if isinstance(facts, str):
         print(f"{path}: {facts}")
         return True
+    facts, incident = facts
     print(f"{path}: {describe_facts(facts)}")
-    for line in describe_rule(routing.route(facts), template):
+    for line in describe_rule(routing.route(facts), template, incident):
         print(line)
     return True
 

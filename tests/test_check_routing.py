@@ -161,7 +161,7 @@ def test_sample_payloads_are_routed_by_the_example(capsys) -> None:
         "      max_acu_limit    20\n"
         "      extra tags       team:payments, severity:p1\n"
         "      postmortem_path  docs/postmortems/payments/\n"
-        "      instructions     the rule's own (980 characters)\n"
+        "      instructions     the rule's own (918 characters)\n"
     )
     # P2: the payments rule wants P1, so the team rule (by a glob on the team's name) decides.
     assert '→ rule "platform teams":' in routed["incident-resolved-merged.json"]
@@ -231,6 +231,78 @@ def test_payloads_are_not_tried_against_a_broken_document(capsys, tmp_path) -> N
 
     assert status == 1
     assert out == f'✗ {broken}: rules[0] "a": max_acu_limit: must be at least 1, not 0\n'
+
+
+# Where the draft goes (issue 23): the new fields, each refused with what to write instead
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"postmortem_file": "{date}-{title}.md"},
+            "postmortem_file: unknown field {title} (expected one of: {date}, {incident_id}, {number}, {slug})",
+        ),
+        (
+            {"postmortem_file": "{date}-{slug.md"},
+            'postmortem_file: has a "{" or "}" that opens or closes no field: write {date}, {number}, {slug} or '
+            "{incident_id}",
+        ),
+        ({"postmortem_file": "notes.txt"}, 'postmortem_file: must be a file name template ending in ".md"'),
+        ({"postmortem_file": "../{slug}.md"}, 'postmortem_file: must be a file name template ending in ".md"'),
+        (
+            {"postmortem_repo": "https://github.com/acme/postmortems"},
+            'postmortem_repo: must be a repository as owner/name, such as "acme/postmortems"',
+        ),
+        ({"publish": {"to": "sharepoint"}}, "publish.to: must be one of repository, confluence, notion, other"),
+        (
+            {"publish": {"to": "confluence", "site_url": "https://acme.atlassian.net/wiki", "space": "PAY"}},
+            'publish: "parent_page" is missing',
+        ),
+        (
+            {"publish": {"to": "other", "site_url": "http://wiki.acme.example", "instructions": "Add it."}},
+            "publish.site_url: must be an https URL",
+        ),
+        ({"action_items_to": {"to": "jira", "project": "PAY"}}, 'action_items_to: "site_url" is missing'),
+        (
+            {"action_items_to": {"to": "github", "repo": "not a repo"}},
+            'action_items_to.repo: must be a repository as owner/name, such as "acme/postmortems"',
+        ),
+    ],
+)
+def test_a_broken_destination_field_says_what_to_write(capsys, tmp_path, fields, message) -> None:
+    broken = write(tmp_path, "routing.json", {"rules": [{"name": "a", "match": {}, **fields}]})
+
+    status, out, _ = run(capsys, broken)
+
+    assert status == 1
+    assert out.startswith(f'✗ {broken}: rules[0] "a": {message}'), out
+    assert "put-parameter" not in out
+
+
+def test_a_payload_shows_where_its_draft_goes_and_where_its_tickets_go(capsys, tmp_path) -> None:
+    rule = {
+        "name": "payments",
+        "match": {"service": ["Checkout*"]},
+        "postmortem_path": "postmortems/",
+        "postmortem_file": "{date}/{number}-{slug}.md",
+        "postmortem_repo": "acme/postmortems",
+        "publish": {"to": "notion", "parent_page": "Incidents"},
+        "action_items_to": {"to": "github", "repo": "acme/checkout"},
+    }
+    document = write(tmp_path, "routing.json", {"rules": [rule]})
+
+    status, out, _ = run(capsys, document, "--try", PAYLOADS / "incident-resolved-p1.json")
+
+    assert status == 0, out
+    path = "postmortems/2026-03-14/1042-checkout-api-5xx-error-rate-above-5-payments-failing.md"
+    assert f"      postmortem_file  {{date}}/{{number}}-{{slug}}.md → {path}\n" in out
+    assert "      postmortem_repo  acme/postmortems (unused: the draft is a page)\n" in out
+    assert (
+        "      publish          a page through Devin's Notion integration: in Notion, under the page Incidents.\n"
+        in out
+    )
+    assert "      action_items_to  a ticket per action item in GitHub Issues of acme/checkout\n" in out
 
 
 # Usage

@@ -31,6 +31,7 @@ from tests.support.events import api_event, incident
 from tests.support.metrics import emitted
 from tests.support.race import OneCallAtATime, race
 from tests.support.results import PR_URL, valid_result
+from tests.support.template import ROOT
 
 INCIDENT = "QSUMMARY00001"
 MARKER = "[pagerduty-postmortem:summary]"
@@ -291,3 +292,29 @@ def test_no_secret_reaches_the_note_the_ledger_or_what_the_run_prints(
     assert "the key [redacted] and [redacted] leaked" in note
     kept = str(ledger_item(INCIDENT))
     assert PAGERDUTY_KEY not in kept and DEVIN_KEY not in kept
+
+
+def documented_sample() -> str:
+    """The summary note's sample in docs/configuration.md."""
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    block = text.split("<!-- the summary note's sample: tests/test_summary_note.py builds it", 1)[1]
+    return block.split("```\n", 2)[1]
+
+
+def test_the_documented_summary_note_is_byte_for_byte_what_the_follow_up_posts(
+    pagerduty_writes, pagerduty, invoke, devin, run
+) -> None:
+    # GIVEN the sample incident (its record: trigger 09:12:44Z, resolve 10:03:18Z, change PCHG7K2D with its link)
+    # and a result that implicates that change and cites one id the record never held
+    session_id = start(invoke, pagerduty)
+    result = valid_result(
+        resolution={"what": "Rolled checkout-service back to 2026.03.13-2", "at": "2026-03-14T10:01:02Z"},
+        changes=[{"id": "PCHG7K2D", "verdict": "implicated", "reason": "deployed 7 minutes before the first alert"}],
+    )
+    result["root_cause"]["evidence"].append("RMADEUP00000")
+    finish(devin, session_id, result)
+
+    run()
+
+    (note,) = summaries(pagerduty)
+    assert note + "\n" == documented_sample(), note

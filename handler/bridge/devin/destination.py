@@ -99,24 +99,26 @@ def paragraph(where: Destination) -> list[str]:
             "  Put its link in your final message.",
         ]
     else:
-        lines.append(f"- Publish the postmortem as one page, through your {_integration(where.publish)} integration:")
-        lines.append(f"  {_page(where.publish)}")
+        lines.append(f"- Publish the postmortem as one page, through your {integration(where.publish)} integration:")
+        lines.append(f"  {page(where.publish)}")
         lines.append(
             "  Do not open a pull request for it. Put the page's link in document_url and in your final message."
         )
     if where.tracker is not None:
         lines.append(
-            f"- Open one ticket per action item in {_tracker(where.tracker)}, through your integration, and put each"
-            " ticket's link in that item's tracking_url."
+            f"- Open one ticket per action item in {tracker_words(where.tracker)}, through your integration, and put"
+            " each ticket's link in that item's tracking_url."
         )
     return lines
 
 
-def _integration(publish: Publish) -> str:
+def integration(publish: Publish) -> str:
+    """The integration a page is published through, as the prompt names it."""
     return {"confluence": "Confluence", "notion": "Notion"}.get(publish.to, "wiki")
 
 
-def _page(publish: Publish) -> str:
+def page(publish: Publish) -> str:
+    """Where the page goes, in words."""
     if publish.to == "confluence":
         return f"in Confluence at {publish.site_url}, space {publish.space}, under the page {publish.parent_page}."
     if publish.to == "notion":
@@ -124,7 +126,8 @@ def _page(publish: Publish) -> str:
     return f"on {publish.site_url}: {publish.instructions}"
 
 
-def _tracker(tracker: Tracker) -> str:
+def tracker_words(tracker: Tracker) -> str:
+    """Where action items become tickets, in words."""
     if tracker.to == "github":
         return f"GitHub Issues of {tracker.repo}"
     if tracker.to == "jira":
