@@ -45,6 +45,8 @@ _ITEM = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/?
 _MESSAGES = re.compile(r"^/v3/organizations/(?P<org>[^/]+)/sessions/(?P<sid>[^/]+)/messages/?$")
 # Who the credential is (scripts/doctor's first call); outside any organization, so it is routed apart.
 _SELF = re.compile(r"^/v3/self/?$")
+# The stand-in's own route, not Devin's: what each session was asked (python -m local.prompt reads it).
+_PROMPTS = re.compile(r"^/_standin/prompts/?$")
 # The methods each route answers; any other gets 405 with Allow.
 _ROUTES: dict[re.Pattern[str], tuple[str, ...]] = {
     _COLLECTION: ("GET", "POST"),
@@ -158,6 +160,8 @@ class _Handler(StandInHandler):
         path, query, body = request.path, request.query, request.body
         if _SELF.match(path):
             return self._answer_self(standin)
+        if _PROMPTS.match(path) and self.command == "GET":
+            return self._send(200, json.dumps({"sessions": standin.asked()}).encode())
         match = next(filter(None, (pattern.match(path) for pattern in _ROUTES)), None)
         if match is None:
             return self._send(404, _problem(404, f"No route for {path}"), PROBLEM_JSON)
@@ -259,6 +263,20 @@ class DevinStandIn(StandIn):
         """The send-message calls received, in order (whatever became of them)."""
         with self._lock:
             return [r for r in self.requests if r.method == "POST" and _MESSAGES.match(r.path)]
+
+    def asked(self) -> list[dict[str, Any]]:
+        """What each session was asked, oldest first: its id, tags, title, prompt and the messages it received."""
+        with self._lock:
+            return [
+                {
+                    "session_id": session["session_id"],
+                    "tags": list(session.get("tags") or ()),
+                    "title": session.get("title"),
+                    "prompt": self._prompts.get(session["session_id"], ""),
+                    "messages": [m["message"] for m in self._messages.get(session["session_id"], [])],
+                }
+                for session in self.sessions
+            ]
 
     def messages(self, session_id: str) -> list[str]:
         """The messages the session received and recorded, in order ([] if none, or no such session).
@@ -691,8 +709,16 @@ def sample_result(data: dict[str, Any], pull_request: str | None = None) -> dict
         "detection": {
             "how": "The error rate alert paged the on-call engineer",
             **({"detected_at": trigger["at"]} if str(trigger.get("at") or "").endswith("Z") else {}),
+            "gap": "An alert on the change's own health check would have paged before customers saw errors.",
             "evidence": [trigger["id"]] if trigger.get("id") else [],
         },
+        "contributing_factors": [
+            {
+                "statement": "No canary compared the error rate before and after the change.",
+                "confidence": "likely",
+                "evidence": evidence[:1],
+            }
+        ],
         "evidence_gaps": [{"what": "Traces", "why": "no tracing integration is connected to the stand-in"}],
         "went_well": ["The rollback took minutes."],
         "went_poorly": ["Nothing stopped the change before it reached production."],

@@ -814,3 +814,26 @@ def test_the_banner_says_when_the_routing_document_skips_the_sample(tmp_path: Pa
     text = "\n".join(_suggestion(_unstarted(routing=routing)))
 
     assert "200 ignored: routing rule 'all checkout' skips this incident" in text
+
+
+def test_local_prompt_prints_the_exact_prompt_an_incident_produced(stack, tmp_path, monkeypatch, capsys) -> None:
+    from local import prompt as local_prompt
+    from local.stack import write_state
+
+    # GIVEN a running local stack that started a session for an incident
+    monkeypatch.setattr("local.stack.STATE_DIR", tmp_path / ".local-stacks")
+    write_state(stack)
+    incident_id, body = new_incident()
+    status, _, answer = post(stack.url, body)
+    assert (status, answer["status"]) == (200, "started")
+    capsys.readouterr()
+
+    # WHEN the documented command asks for its prompt, and for an incident without a session
+    found = local_prompt.main([incident_id])
+    printed = capsys.readouterr().out
+    missing = local_prompt.main(["QNOSUCHINCIDENT"])
+
+    # THEN it prints exactly what Devin's stand-in received, and says when there is nothing
+    (sent,) = [r.json()["prompt"] for r in stack.devin.create_requests() if f":{incident_id}" in r.body.decode()]
+    assert printed == sent + "\n"
+    assert missing == 1 and found == 0

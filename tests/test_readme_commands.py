@@ -74,6 +74,13 @@ COVERAGE = (
     Cover(r"scripts/ledger list --local", TRY_IT, "run as written; exit status 0 and the sent incident listed"),
     Cover(r"scripts/doctor --local", TRY_IT, "run as written; exit status 0: every check passed"),
     Cover(
+        r"sam local invoke PagerDutyPostmortemFunction -e events/[\w.-]+\.json --env-vars events/env\.local\.json",
+        "tests/test_sample_events.py::test_sample_event_gets_its_documented_answer",
+        "NOT RUN: needs Docker, which CI has not; ../shared/tools/sam-local-invoke-check ran it with every event by "
+        "hand; here that test runs the handler on each event and checks its answer; tests/test_sam_local_files.py "
+        "checks the env file against the template",
+    ),
+    Cover(
         r"scripts/rehearse-deploy",
         REHEARSAL,
         "the rehearsal's own test runs it (sam package, the stack created in moto, the doctor against it), with "
