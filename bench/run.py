@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import follow_up, package, throughput
+from bench import follow_up, package, prompt, throughput
 from bench.deliveries import PATHS
 from bench.lambda_env import HANDLER, ROOT, lambda_environ, lambda_path
 
-SECTIONS = ("init", "first", "warm", "pagerduty", "package", "throughput", "follow-up")
+SECTIONS = ("init", "first", "warm", "pagerduty", "package", "throughput", "follow-up", "prompt")
 # The targets of issue 5.
 INIT_RATIO_TARGET = 1.5
 # With X-Ray tracing off (the template's Tracing=PassThrough), the X-Ray SDK is not loaded and init must stay within
@@ -778,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += measure_throughput(chosen.throughput_seconds)
     if "follow-up" in chosen.sections:
         rows += [Row("Follow-up", *row) for row in follow_up.rows(chosen.quick)]
+    if "prompt" in chosen.sections:
+        rows += [Row("Prompt", *row) for row in prompt.rows()]
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
         f"{platform.python_version()}; command: python -m bench.run {' '.join(sys.argv[1:] if argv is None else argv)}"

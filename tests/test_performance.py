@@ -46,6 +46,11 @@ ROWS = [
     *[("Throughput", f"{senders} senders, Devin {latency} ms") for latency in (0, 300) for senders in (8, 32)],
     ("Follow-up", "done → summary note, a run every 2 s"),
     ("Follow-up", "one run over 10 open sessions, Devin 300 ms a read"),
+    ("Prompt", "prompt, without PagerDuty's record"),
+    ("Prompt", "prompt, with the sample record"),
+    ("Prompt", "prompt, the largest record the caps let through"),
+    ("Prompt", "structured output schema (with every request)"),
+    ("Prompt", "create request, largest"),
 ]
 
 
@@ -68,6 +73,8 @@ def test_the_quick_benchmark_prints_a_table_with_every_row() -> None:
     assert all(verdict.endswith("met") for verdict in calls.values()), calls
     (waited,) = [row for row in cells if row[1].startswith("done → summary note")]
     assert waited[3].endswith("met"), waited
+    (schema,) = [row for row in cells if row[1].startswith("structured output schema")]
+    assert schema[3].endswith("met"), schema
     # --quick runs the 1 s budget's slow-PagerDuty row (its timing is printed, not asserted: see
     # tests/test_pagerduty_record.py for the budget itself) and skips the 3 s one.
     slow = {row[1][-1]: row[2] for row in cells if row[1].startswith("slow PagerDuty")}
