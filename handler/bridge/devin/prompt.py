@@ -140,7 +140,7 @@ Work through these steps:
 2. Changes. Look for what changed in and just before that window: deploys, merged pull requests, configuration
    and feature-flag changes, infrastructure changes, and failures of upstream dependencies.
 3. Timeline. Build a timeline in UTC from the earliest relevant change or alert in that window (which may come
-   before the first page) to the resolution.
+   before the first page) to the resolution; every entry cites its source.
 4. Root cause. Name the trigger and the contributing factors, grounded in that evidence. Say plainly what the
    evidence shows and what is inferred, and what evidence was missing.
 5. Impact. Who and what was affected, how much (a number, or an estimate labelled as one with its basis), and for
