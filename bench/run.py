@@ -284,21 +284,20 @@ def measure_init(workers: Workers, runs: int, steps: bool = True) -> tuple[list[
         ratio_row("app, tracing off", "off", INIT_UNTRACED_RATIO_TARGET, "tracing off"),
         Row(
             "Init",
-            "floor, tracing on: boto3 + required Powertools",
+            "floor, tracing on: boto3 + the Powertools the function uses",
             figure("floor") + f"; handler/app.py adds {_ms(paired('app', 'floor'))} to it",
             "",
-            how + "; Logger, Metrics, Tracer (botocore patched), APIGatewayHttpResolver, SSMProvider: what the "
-            "contract makes any traced implementation import; 'adds' = median of the per-round differences",
+            how + "; Logger, Metrics, Tracer (botocore patched), the API Gateway event data class, SSMProvider: the "
+            "Powertools the function uses, traced; 'adds' = median of the per-round differences",
         ),
         Row(
             "Init",
-            "floor, tracing off: boto3 + required Powertools without the Tracer",
+            "floor, tracing off: boto3 + the Powertools the function uses, without the Tracer",
             figure("floor, tracing off")
             + f"; handler/app.py adds {_ms(paired('app, tracing off', 'floor, tracing off'))} to it",
             "",
-            how + "; Logger, Metrics, APIGatewayHttpResolver, SSMProvider (no Tracer, the X-Ray SDK not imported): "
-            "what the contract makes any untraced implementation import; 'adds' = median of the per-round "
-            "differences",
+            how + "; Logger, Metrics, the API Gateway event data class, SSMProvider (no Tracer, the X-Ray SDK not "
+            "imported): the Powertools the function uses, untraced; 'adds' = median of the per-round differences",
         ),
         Row(
             "Init",
