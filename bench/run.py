@@ -284,7 +284,7 @@ def measure_init(workers: Workers, runs: int, steps: bool = True) -> tuple[list[
         ratio_row("app, tracing off", "off", INIT_UNTRACED_RATIO_TARGET, "tracing off"),
         Row(
             "Init",
-            "floor, tracing on: boto3 + the Powertools the function uses",
+            "floor, tracing on: boto3 + required Powertools",
             figure("floor") + f"; handler/app.py adds {_ms(paired('app', 'floor'))} to it",
             "",
             how + "; Logger, Metrics, Tracer (botocore patched), the API Gateway event data class, SSMProvider: the "
@@ -292,7 +292,7 @@ def measure_init(workers: Workers, runs: int, steps: bool = True) -> tuple[list[
         ),
         Row(
             "Init",
-            "floor, tracing off: boto3 + the Powertools the function uses, without the Tracer",
+            "floor, tracing off: boto3 + required Powertools without the Tracer",
             figure("floor, tracing off")
             + f"; handler/app.py adds {_ms(paired('app, tracing off', 'floor, tracing off'))} to it",
             "",

@@ -117,9 +117,8 @@ def _line(run: Run, start: str) -> str:
 
 
 @pytest.mark.slow
-def test_the_rehearsal_passes_on_the_repository_runs_what_was_built_and_ends_with_what_it_cannot_prove(
-    build: Path,
-) -> None:
+def test_the_rehearsal_passes_on_the_repository_and_ends_with_what_it_cannot_prove(build: Path) -> None:
+    """The whole rehearsal, the run of what was built included: the lines each part prints are asserted."""
     run = rehearse("--skip-build", "--build-dir", build)
 
     assert run.status == 0, run.out

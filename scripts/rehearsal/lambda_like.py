@@ -179,9 +179,9 @@ def invoke(
     return Run(answer["init_error"], answer["answers"], [tuple(read) for read in answer["reads"]], log)
 
 
-def import_seconds(lambda_: Runtime, task: Path, environ: Mapping[str, str], target: str) -> float:
-    """bench/worker.py's init measurement in the Lambda-like interpreter: importing the Handler's module ("app")
-    or a bare boto3 ("boto3"), in a fresh interpreter."""
+def import_seconds(lambda_: Runtime, task: Path, environ: Mapping[str, str], target: str) -> tuple[float, float]:
+    """bench/worker.py's init measurement in the Lambda-like interpreter, (wall clock, CPU time): importing the
+    Handler's module ("app") or a bare boto3 ("boto3"), in a fresh interpreter."""
     with tempfile.TemporaryDirectory(prefix="rehearsal-init-") as scratch:
         out = Path(scratch) / "init.json"
         paths = {"task": str(task), "layer": str(lambda_.layer), "runtime": str(lambda_.sdk)}
@@ -192,4 +192,5 @@ def import_seconds(lambda_: Runtime, task: Path, environ: Mapping[str, str], tar
             timeout=TIMEOUT_SECONDS,
             check=True,
         )
-        return float(json.loads(out.read_text(encoding="utf-8"))["seconds"])
+        measured = json.loads(out.read_text(encoding="utf-8"))
+        return float(measured["seconds"]), float(measured["cpu"])
