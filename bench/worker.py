@@ -6,8 +6,8 @@ Modes:
     init TARGET          time importing TARGET: "app" (handler/app.py as scripts/build ships it; traced or not as
                          the environment's TRACING says), "app-source" (as plain `sam build` ships it, without
                          bytecode), "boto3", "floor" (boto3 plus the Powertools parts the function uses: Logger,
-                         Metrics, Tracer, the API Gateway event data class, parameters) or "floor-untraced" (the
-                         same without the Tracer, as the function imports them with tracing off)
+                         Metrics, Tracer, parameters) or "floor-untraced" (the same without the Tracer, as the
+                         function imports them with tracing off)
     steps TRACER         import what handler/app.py imports one piece at a time in one interpreter, each piece
                          timed on top of the previous ones (STEPS): boto3, then Powertools part by part, then the
                          function's modules, with ("tracer") or without ("no-tracer") the Tracer's step
@@ -43,7 +43,6 @@ _TASK, _SOURCE, _LAYER, _RUNTIME = (_PATHS.get(name, "") for name in ("task", "t
 _FLOOR = """
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 Logger(); Metrics(namespace="PagerDutyPostmortem"); Tracer(patch_modules=("botocore",))
 """
@@ -52,7 +51,6 @@ Logger(); Metrics(namespace="PagerDutyPostmortem"); Tracer(patch_modules=("botoc
 _FLOOR_UNTRACED = """
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 Logger(); Metrics(namespace="PagerDutyPostmortem")
 """
@@ -79,17 +77,6 @@ STEPS = (
     (
         "the rest of aws_lambda_powertools/__init__ (Tracer's module without the SDK, user agent)",
         "_complete('aws_lambda_powertools')",
-        False,
-    ),
-    (
-        "Powertools' API Gateway event data class (APIGatewayProxyEventV2)",
-        "_bare('aws_lambda_powertools.utilities.data_classes')\n"
-        "from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEventV2",
-        False,
-    ),
-    (
-        "the data classes' package __init__ (every other event source's class)",
-        "_complete('aws_lambda_powertools.utilities.data_classes')",
         False,
     ),
     (
@@ -120,7 +107,7 @@ STEPS = (
         "import bridge.webhook.policy, bridge.webhook.signature, bridge.tracing",
         False,
     ),
-    ("app: app.py itself (Logger, Metrics, its route and exception handlers)", "import app", False),
+    ("app: app.py itself (Logger, Metrics, its request, route and exception handlers)", "import app", False),
 )
 
 
@@ -392,8 +379,8 @@ COMPONENTS = (
     ("/bench/", "benchmark stand-ins (subtracted from the timings)"),
     ("aws_xray_sdk/", "X-Ray SDK (Tracer's patches and subsegments)"),
     ("wrapt/", "X-Ray SDK (Tracer's patches and subsegments)"),
-    ("aws_lambda_powertools/", "Powertools (event data class, Logger, Metrics, Tracer)"),
-    ("jmespath/", "Powertools (event data class, Logger, Metrics, Tracer)"),
+    ("aws_lambda_powertools/", "Powertools (Logger, Metrics, Tracer)"),
+    ("jmespath/", "Powertools (Logger, Metrics, Tracer)"),
     ("botocore/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
     ("boto3/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
     ("dateutil/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),

@@ -14,12 +14,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from bridge.dependencies import Dependencies, make_dependencies
 from bridge.devin.routing import Facts, Rule
 from bridge.errors import BadRequest, BridgeError, ConfigurationError, SetupUnavailable
@@ -47,16 +46,40 @@ tracing = Tracing(patch_modules=("botocore",))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
 
 
+class Request(NamedTuple):
+    """What the function reads of API Gateway's HTTP API event (payload 2.0), read as Powertools' API Gateway event
+    data class reads it: the method and the path without a stage that is not $default."""
+
+    method: str
+    path: str
+    body: str | None
+    is_base64_encoded: bool | None
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> Request:
+        context = event["requestContext"]
+        stage, path = context["stage"], event["rawPath"]
+        return cls(
+            method=context["http"]["method"],
+            path=path if stage == "$default" else path[len("/" + stage) :],
+            body=event.get("body"),
+            is_base64_encoded=event.get("isBase64Encoded"),
+            headers=event.get("headers") or {},
+        )
+
+
 class HttpApi:
     """What the function uses of Powertools' event handler (APIGatewayHttpResolver), without importing it: its
-    package loads a resolver for every event source and asyncio for AppSync's, a fifth of boto3's import at every
-    cold start (docs/performance.md, Init). Powertools' API Gateway event data class reads the event; routes,
-    exception handlers by class, the 404 and the answer's shape are the event handler's own."""
+    package loads a resolver for every event source and asyncio for AppSync's, and Powertools' data classes package
+    (its API Gateway event class included) the class of every event source, together a fifth of boto3's import at
+    every cold start (docs/performance.md, Init). The route, exception handlers by class, the 404 and the answer's
+    shape are the event handler's own."""
 
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], Route] = {}
         self._failures: dict[type[Exception], Failure] = {}
-        self.current_event: APIGatewayProxyEventV2 | None = None
+        self.current_event: Request | None = None
         self.lambda_context: Any = None
 
     def post(self, path: str) -> Callable[[Route], Route]:
@@ -74,8 +97,8 @@ class HttpApi:
         return register
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self.current_event, self.lambda_context = APIGatewayProxyEventV2(event), context
-        route = self._routes.get((self.current_event.http_method.upper(), self.current_event.path))
+        self.current_event, self.lambda_context = Request.of(event), context
+        route = self._routes.get((self.current_event.method.upper(), self.current_event.path))
         if route is None:
             return answer(404, '{"statusCode":404,"message":"Not found"}')
         try:
