@@ -350,32 +350,38 @@ def _check_environment(
 ) -> None:
     """Every variable the functions' own code read is set by the template (or unset on purpose), and every variable
     the template sets was read by something that ran: a default in the code cannot hide a variable the template
-    lost, nor a renamed one linger."""
+    lost, nor a renamed one linger. A variable the template sets for one function only (a setting of its own) may
+    be read by the other's code too, which then runs with its default: that is said, not failed."""
     code = {
         path.name for path in HANDLER.iterdir() if path.name != "requirements.txt" and not path.name.startswith(".")
     }
+    sets = {
+        f.logical: set((f.config.get("Environment") or {}).get("Variables") or {})
+        for f in functions
+        if f.logical in runs and not runs[f.logical].init_error
+    }
+    declared = set().union(*sets.values()) if sets else set()
     read_by_code: dict[str, set[str]] = {}
     read_at_all: set[str] = set()
-    problems = []
-    declared: set[str] = set()
-    for function in functions:
-        run = runs.get(function.logical)
-        if run is None or run.init_error:
-            continue
-        variables = set((function.config.get("Environment") or {}).get("Variables") or {})
-        declared |= variables
-        for name, file in run.reads:
+    problems, notes = [], []
+    for function, variables in sets.items():
+        for name, file in runs[function].reads:
             read_at_all.add(name)
             try:
-                relative = Path(file).relative_to(tasks[function.logical])
+                relative = Path(file).relative_to(tasks[function])
             except ValueError:
                 continue
             if relative.parts[0] not in code:
                 continue
             read_by_code.setdefault(name, set()).add(str(relative))
-            if name not in variables and name not in UNSET_ON_PURPOSE and not name.startswith(("AWS_", "_", "LAMBDA_")):
+            if name in variables or name in UNSET_ON_PURPOSE or name.startswith(("AWS_", "_", "LAMBDA_")):
+                continue
+            if name in declared:
+                others = ", ".join(sorted(f for f, names in sets.items() if name in names))
+                notes.append(f"{name} (read by {relative} in {function}, set for {others} only)")
+            else:
                 problems.append(
-                    f"{name} is read by {relative} but the template does not set it for {function.logical}: a default"
+                    f"{name} is read by {relative} but the template does not set it for {function}: a default"
                     " would hide it (add it to the function's Environment in template.yaml)"
                 )
     problems += [
@@ -398,6 +404,8 @@ def _check_environment(
         "; ".join(dict.fromkeys(problems)),
     )
     report.note("read but left unset on purpose: " + "; ".join(f"{k} ({v})" for k, v in UNSET_ON_PURPOSE.items()))
+    if notes:
+        report.note("a function's own setting, read by the other with its default: " + "; ".join(dict.fromkeys(notes)))
 
 
 def _report_proofs(scene: Scene, functions: list[Function], calls: list[iam.Call], copies: Mapping[str, str]) -> None:
