@@ -23,12 +23,15 @@ import yaml
 
 from scripts import rehearse_deploy
 from scripts.doctor import pinned_powertools
+from scripts.rehearsal import lambda_like
 from scripts.rehearsal.iam import allowance, decrypt_problems
 from scripts.rehearsal.layer import LayerMapping, layer_problems, load_mapping
+from scripts.rehearsal.scenario import UNSET_ON_PURPOSE, Function, check_environment
 from scripts.rehearse_deploy import (
     CREATED,
     LEFT_OUT,
     UNPROVABLE,
+    Report,
     capability_problems,
     dangling_references,
     leave_out,
@@ -476,3 +479,32 @@ def test_the_guard_refuses_what_would_leave_the_machine_and_lets_loopback_throug
         "loopback guard: refused api.devin.ai:443 (only loopback may be reached)",
         "loopback guard: refused 192.0.2.1:80 (only loopback may be reached)",
     ]
+
+
+def test_a_variable_the_code_reads_must_be_set_and_one_function_s_own_setting_is_said(tmp_path: Path) -> None:
+    def function(name: str, *variables: str) -> Function:
+        return Function(name, {"Environment": {"Variables": dict.fromkeys(variables, "")}}, f"{name}Role", ())
+
+    def reads(name: str, *variables: str) -> lambda_like.Run:
+        code = str(tmp_path / name / "bridge" / "config.py")
+        own = [(variable, code) for variable in (*variables, *UNSET_ON_PURPOSE)]
+        return lambda_like.Run(None, [], [*own, ("AWS_REGION", "/opt/python/botocore/session.py")], "")
+
+    functions = [function("Webhook", "TABLE_NAME"), function("FollowUp", "TABLE_NAME", "ASK")]
+    runs = {
+        "Webhook": reads("Webhook", "TABLE_NAME", "ASK", "LOST"),
+        "FollowUp": reads("FollowUp", "TABLE_NAME", "ASK"),
+    }
+    lines: list[str] = []
+
+    check_environment(functions, runs, {name: tmp_path / name for name in runs}, Report(lines.append))
+
+    [failed] = [line for line in lines if line.startswith("✗ ")]
+    assert failed == (
+        "✗ the functions' environment: LOST is read by bridge/config.py but the template does not set it for Webhook:"
+        " a default would hide it (add it to the function's Environment in template.yaml)"
+    )
+    assert (
+        "  a function's own setting, read by the other with its default: ASK (read by bridge/config.py in Webhook,"
+        " set for FollowUp only)"
+    ) in lines

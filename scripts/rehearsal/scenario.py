@@ -220,7 +220,7 @@ def run_functions(scene: Scene, source: Mapping[str, Any]) -> None:
                         lambda_, function, containers[function.logical], [_scheduled(stack)]
                     )
         session = _check_runs(scene, functions, runs, devin, pagerduty, incident)
-        _check_environment(functions, runs, {name: c.task for name, c in containers.items()}, report)
+        check_environment(functions, runs, {name: c.task for name, c in containers.items()}, report)
         _report_proofs(scene, functions, calls, {name: c.role for name, c in containers.items()})
         if session:
             _check_ledger_tool(scene, incident, session)
@@ -345,7 +345,7 @@ def _check_runs(
     return session
 
 
-def _check_environment(
+def check_environment(
     functions: list[Function], runs: Mapping[str, lambda_like.Run], tasks: Mapping[str, Path], report: Report
 ) -> None:
     """Every variable the functions' own code read is set by the template (or unset on purpose), and every variable
