@@ -1,4 +1,5 @@
-"""What a Lambda python3.13 sandbox looks like to the handler, rebuilt locally for fresh benchmark interpreters.
+"""What a Lambda python3.13 sandbox looks like to the handler, rebuilt locally for fresh benchmark interpreters
+(and its variables, sandbox_environ, for the rehearsal's run of the built functions: scripts/rehearsal/).
 
 Lambda puts three things on `sys.path`: the function's package (`/var/task`: handler/ plus what
 `handler/requirements.txt` pulls in), the layers (`/opt/python`: Powertools and the X-Ray SDK) and the

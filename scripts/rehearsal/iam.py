@@ -66,6 +66,7 @@ def enforced() -> Iterator[list[Call]]:
     from moto.iam.access_control import IAMRequestBase
 
     calls: list[Call] = []
+    # moto's own judge of each request (moto 5.2, requirements-dev.txt): wrapped to note what it judged, and how.
     judge = IAMRequestBase.check_action_permitted
 
     def recorded(self: Any, resource: str) -> None:
