@@ -47,7 +47,7 @@ UNSET_ON_PURPOSE = {
 }
 # The goals of issue 19 for the webhook's cold start, as times a bare `import boto3`: tracing on, and off.
 COLD_START_GOALS = {"Active": 1.5, "PassThrough": 1.3}
-COLD_START_ROUNDS = 7
+COLD_START_ROUNDS = 5
 
 
 @dataclass(frozen=True)
