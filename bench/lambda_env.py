@@ -1,4 +1,5 @@
-"""What a Lambda python3.13 sandbox looks like to the handler, rebuilt locally for fresh benchmark interpreters.
+"""What a Lambda python3.13 sandbox looks like to the handler, rebuilt locally for fresh benchmark interpreters
+(and its variables, sandbox_environ, for the rehearsal's run of the built functions: scripts/rehearsal/).
 
 Lambda puts three things on `sys.path`: the function's package (`/var/task`: handler/ plus what
 `handler/requirements.txt` pulls in), the layers (`/opt/python`: Powertools and the X-Ray SDK) and the
@@ -127,31 +128,37 @@ def lambda_path(scratch: Path, handler: Path = HANDLER) -> dict[str, str]:
     return {name: str(folder) for name, folder in folders.items()}
 
 
-def lambda_environ(extra: dict[str, str] | None = None, parameters: dict[str, str] | None = None) -> dict[str, str]:
-    """The variables a python3.13 Lambda sandbox sets before init, plus the template's for this function as
-    deployed with `parameters` (template parameters, the others at their default; e.g. {"Tracing": "PassThrough"}).
+def sandbox_environ(
+    task_root: str = str(HANDLER),
+    *,
+    function: str = "pagerduty-postmortem-PagerDutyPostmortemFunction",
+    handler: str = "app.lambda_handler",
+    memory_mb: int = 256,
+    log_group: str = "/aws/lambda/pagerduty-postmortem/PagerDutyPostmortemFunction",
+    region: str = "us-east-1",
+) -> dict[str, str]:
+    """The variables a python3.13 Lambda sandbox sets itself before init, for the function described.
 
     `LAMBDA_TASK_ROOT` is what makes Powertools' Tracer (and the X-Ray SDK) believe they run in Lambda: the
     Tracer is enabled, patches the libraries it supports at import, and the SDK switches to its Lambda context.
-    With the `Tracing` parameter at PassThrough the template sets TRACING=PassThrough, and the function makes no
-    Tracer: the X-Ray SDK is never imported, whatever the AWS_XRAY_* variables below say.
     """
-    environ = {
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "PYTHONHASHSEED": "0",
-        "LAMBDA_TASK_ROOT": str(HANDLER),
+        "LAMBDA_TASK_ROOT": task_root,
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "_HANDLER": handler,
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-        "AWS_LAMBDA_FUNCTION_NAME": "pagerduty-postmortem-PagerDutyPostmortemFunction",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/pagerduty-postmortem/PagerDutyPostmortemFunction",
+        "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/27/[$LATEST]bench",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
         # Lambda hands the function role's credentials over as variables; these reach nothing.
         "AWS_ACCESS_KEY_ID": "benchmark",
         "AWS_SECRET_ACCESS_KEY": "benchmark",  # noqa: S105 - not a secret
@@ -161,6 +168,18 @@ def lambda_environ(extra: dict[str, str] | None = None, parameters: dict[str, st
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
         "_AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1",
         "_AWS_XRAY_DAEMON_PORT": "2000",
+    }
+
+
+def lambda_environ(extra: dict[str, str] | None = None, parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """The sandbox's variables plus the template's for this function as deployed with `parameters` (template
+    parameters, the others at their default; e.g. {"Tracing": "PassThrough"}).
+
+    With the `Tracing` parameter at PassThrough the template sets TRACING=PassThrough, and the function makes no
+    Tracer: the X-Ray SDK is never imported, whatever the AWS_XRAY_* variables say.
+    """
+    environ = {
+        **sandbox_environ(),
         # template.yaml's Environment.Variables with their defaults, read from the template so they cannot drift.
         **function_environment("pagerduty-postmortem-LedgerTable", parameters=parameters),
     }

@@ -287,8 +287,8 @@ def measure_init(workers: Workers, runs: int, steps: bool = True) -> tuple[list[
             "floor, tracing on: boto3 + required Powertools",
             figure("floor") + f"; handler/app.py adds {_ms(paired('app', 'floor'))} to it",
             "",
-            how + "; Logger, Metrics, Tracer (botocore patched), APIGatewayHttpResolver, SSMProvider: what the "
-            "contract makes any traced implementation import; 'adds' = median of the per-round differences",
+            how + "; Logger, Metrics, Tracer (botocore patched), SSMProvider: the Powertools the function uses, "
+            "traced; 'adds' = median of the per-round differences",
         ),
         Row(
             "Init",
@@ -296,9 +296,8 @@ def measure_init(workers: Workers, runs: int, steps: bool = True) -> tuple[list[
             figure("floor, tracing off")
             + f"; handler/app.py adds {_ms(paired('app, tracing off', 'floor, tracing off'))} to it",
             "",
-            how + "; Logger, Metrics, APIGatewayHttpResolver, SSMProvider (no Tracer, the X-Ray SDK not imported): "
-            "what the contract makes any untraced implementation import; 'adds' = median of the per-round "
-            "differences",
+            how + "; Logger, Metrics, SSMProvider (no Tracer, the X-Ray SDK not imported): the Powertools the "
+            "function uses, untraced; 'adds' = median of the per-round differences",
         ),
         Row(
             "Init",

@@ -5,9 +5,9 @@
 Modes:
     init TARGET          time importing TARGET: "app" (handler/app.py as scripts/build ships it; traced or not as
                          the environment's TRACING says), "app-source" (as plain `sam build` ships it, without
-                         bytecode), "boto3", "floor" (boto3 plus the Powertools parts the contract requires:
-                         Logger, Metrics, Tracer, event handler, parameters) or "floor-untraced" (the same without
-                         the Tracer, as the function imports them with tracing off)
+                         bytecode), "boto3", "floor" (boto3 plus the Powertools parts the function uses: Logger,
+                         Metrics, Tracer, parameters) or "floor-untraced" (the same without the Tracer, as the
+                         function imports them with tracing off)
     steps TRACER         import what handler/app.py imports one piece at a time in one interpreter, each piece
                          timed on top of the previous ones (STEPS): boto3, then Powertools part by part, then the
                          function's modules, with ("tracer") or without ("no-tracer") the Tracer's step
@@ -43,29 +43,27 @@ _TASK, _SOURCE, _LAYER, _RUNTIME = (_PATHS.get(name, "") for name in ("task", "t
 _FLOOR = """
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.parameters import SSMProvider
-Logger(); Metrics(namespace="PagerDutyPostmortem"); Tracer(patch_modules=("botocore",)); APIGatewayHttpResolver()
+Logger(); Metrics(namespace="PagerDutyPostmortem"); Tracer(patch_modules=("botocore",))
 """
 # With tracing off the function makes no Tracer; `aws_lambda_powertools` still imports the Tracer's module, which
 # loads the X-Ray SDK only when a Tracer is made.
 _FLOOR_UNTRACED = """
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.parameters import SSMProvider
-Logger(); Metrics(namespace="PagerDutyPostmortem"); APIGatewayHttpResolver()
+Logger(); Metrics(namespace="PagerDutyPostmortem")
 """
 
 # What importing handler/app.py does, cut into pieces imported one after the other in one interpreter with the
 # function's sys.path: each piece's time is what it adds to those before it, so a module two pieces share is
-# charged to the first (typing_extensions and asyncio get their own pieces, before the Powertools parts that pull
-# them in). A package's __init__ cannot be skipped by a program that imports one of its modules, so `_bare` lets
-# a package's modules be imported before its __init__ runs (`_complete`), to tell them apart.
+# charged to the first (typing_extensions gets its own piece, before the Powertools parts that pull it in). A
+# package's __init__ cannot be skipped by a program that imports one of its modules, so `_bare` lets a package's
+# modules be imported before its __init__ runs (`_complete`), to tell them apart.
 # (name, code, with the Tracer only)
 STEPS = (
     ("boto3", "import boto3", False),
-    ("typing_extensions (pulled in by Powertools' Logger, Metrics, event handler)", "import typing_extensions", False),
+    ("typing_extensions (pulled in by Powertools' Logger and Metrics)", "import typing_extensions", False),
     (
         "Powertools Logger (aws_lambda_powertools.logging, Logger())",
         "_bare('aws_lambda_powertools')\nfrom aws_lambda_powertools.logging import Logger\nLogger()",
@@ -79,18 +77,6 @@ STEPS = (
     (
         "the rest of aws_lambda_powertools/__init__ (Tracer's module without the SDK, user agent)",
         "_complete('aws_lambda_powertools')",
-        False,
-    ),
-    (
-        "event handler: api_gateway (APIGatewayHttpResolver())",
-        "_bare('aws_lambda_powertools.event_handler')\n"
-        "from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver\nAPIGatewayHttpResolver()",
-        False,
-    ),
-    ("asyncio (pulled in by the event handler's AppSync resolvers)", "import asyncio", False),
-    (
-        "event handler: the package's other resolvers (its __init__)",
-        "_complete('aws_lambda_powertools.event_handler')",
         False,
     ),
     (
@@ -121,7 +107,7 @@ STEPS = (
         "import bridge.webhook.policy, bridge.webhook.signature, bridge.tracing",
         False,
     ),
-    ("app: app.py itself (Logger, Metrics, resolver, routes)", "import app", False),
+    ("app: app.py itself (Logger, Metrics, its request, route and exception handlers)", "import app", False),
 )
 
 
@@ -166,8 +152,10 @@ def _time_import(target: str) -> tuple[float, float]:
     """(wall clock, CPU time) of importing `target`."""
     if target in ("app", "app-source"):
         sys.path[:0] = [_TASK if target == "app" else _SOURCE, _LAYER, _RUNTIME]
+        # The Handler's module, as Lambda's runtime finds it (app.lambda_handler unless the sandbox says otherwise).
+        module = os.environ.get("_HANDLER", "app.lambda_handler").rpartition(".")[0]
         started = time.perf_counter(), time.process_time()
-        import app  # noqa: F401
+        __import__(module)
     elif target == "boto3":
         # A function that only imports boto3 sees the runtime's copy and nothing of ours.
         sys.path[:0] = [_RUNTIME]
@@ -391,8 +379,8 @@ COMPONENTS = (
     ("/bench/", "benchmark stand-ins (subtracted from the timings)"),
     ("aws_xray_sdk/", "X-Ray SDK (Tracer's patches and subsegments)"),
     ("wrapt/", "X-Ray SDK (Tracer's patches and subsegments)"),
-    ("aws_lambda_powertools/", "Powertools (resolver, Logger, Metrics, Tracer)"),
-    ("jmespath/", "Powertools (resolver, Logger, Metrics, Tracer)"),
+    ("aws_lambda_powertools/", "Powertools (Logger, Metrics, Tracer)"),
+    ("jmespath/", "Powertools (Logger, Metrics, Tracer)"),
     ("botocore/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
     ("boto3/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),
     ("dateutil/", "AWS SDK (boto3/botocore: validate, serialise, sign, parse)"),

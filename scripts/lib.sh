@@ -43,17 +43,28 @@ python_for_tests() {
 
 # ensure_venv DIR PYTHON REQUIREMENTS [MORE_FILES...]
 # (Re)creates DIR with PYTHON and installs REQUIREMENTS, unless a stamp inside DIR shows that
-# the same Python and the same requirement files were installed last time.
+# the same Python and the same requirement files were installed last time (venv_is_current).
 ensure_venv() {
     local dir="$1" python="$2" requirements="$3"
     shift 3
-    local stamp="$dir/.requirements.sha256" want
-    want="$( ("$python" --version 2>&1; echo "$python"; cat "$requirements" "$@") | sha256sum | cut -d' ' -f1)"
-    if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    if venv_is_current "$dir" "$python" "$requirements" "$@"; then
         return 0
     fi
     echo "setting up $dir with $("$python" --version 2>&1) from $requirements" >&2
     "$python" -m venv --clear "$dir"
     "$dir/bin/python" -m pip install -q -r "$requirements"
-    echo "$want" >"$stamp"
+    _venv_stamp "$python" "$requirements" "$@" >"$dir/.requirements.sha256"
+}
+
+# venv_is_current DIR PYTHON REQUIREMENTS [MORE_FILES...]: whether ensure_venv would leave DIR as it is.
+venv_is_current() {
+    local dir="$1" stamp="$1/.requirements.sha256"
+    shift
+    [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$(_venv_stamp "$@")" ]]
+}
+
+_venv_stamp() {
+    local python="$1"
+    shift
+    ( ("$python" --version 2>&1; echo "$python"; cat "$@") | sha256sum | cut -d' ' -f1)
 }

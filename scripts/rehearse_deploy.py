@@ -20,7 +20,6 @@ Exit status: 0 when everything held, 1 when something did not, 2 on a usage erro
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import io
 import json
@@ -39,6 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from local.apigateway import INTEGRATION_TIMEOUT_SECONDS as HTTP_API_TIMEOUT_SECONDS
+from scripts.doctor import pinned_powertools
+from scripts.rehearsal.iam import as_list, decrypt_problems, document
+from scripts.rehearsal.layer import layer_line, layer_problems, load_mapping
+from scripts.rehearsal.scenario import Scene, run_functions
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER = ROOT / "handler"
@@ -63,54 +68,23 @@ SEEDED = {
 }
 TIMEOUT_SECONDS = 300
 
-RUNTIME = "python3.13"
-ARCHITECTURE = "arm64"
-
-
-@dataclass(frozen=True)
-class FunctionContract:
-    """What the code needs of one function, whatever the template says: checked on the function moto created."""
-
-    handler: str
-    memory_mb: int
-    timeout_seconds: int
-    why: str
-    # (action, resource) the role must allow, and nothing more; resources use the placeholders of Stack.arns.
-    grants: frozenset[tuple[str, str]]
+# What the functions read from Parameter Store besides SEEDED, so that both have work: the PagerDuty feature on.
+SEEDED_FOR_THE_RUN = {
+    "pagerduty-api-key": ("SecureString", "rehearsal-pagerduty-key-not-a-real-one"),
+    "pagerduty-from-email": ("String", "postmortem-bot@rehearsal.invalid"),
+}
 
 
 _SECRETS_GRANTS = {("ssm:GetParameters", "{prefix_arn}"), ("kms:Decrypt", "{kms_keys}")}
-FUNCTIONS = {
-    "PagerDutyPostmortemFunction": FunctionContract(
-        handler="app.lambda_handler",
-        memory_mb=256,
-        timeout_seconds=25,
-        why="answers before the HTTP API gives up at 30 s",
-        grants=frozenset(
-            {*_SECRETS_GRANTS, ("dynamodb:UpdateItem", "{table_arn}"), ("dynamodb:DeleteItem", "{table_arn}")}
-        ),
-    ),
-    "FollowUpFunction": FunctionContract(
-        handler="follow_up.lambda_handler",
-        memory_mb=256,
-        timeout_seconds=120,
-        why="reads every open session, 10 s each at most, and stops early",
-        grants=frozenset(
-            {
-                *_SECRETS_GRANTS,
-                ("dynamodb:Query", "{table_arn}/index/{following_index}"),
-                ("dynamodb:UpdateItem", "{table_arn}"),
-            }
-        ),
-    ),
-}
-# What scripts/ledger and scripts/doctor call (LedgerOperatorPolicy), and the doctor's layer check (LayerCheckPolicy).
+# What scripts/ledger and scripts/doctor call (LedgerOperatorPolicy), and the doctor's layer check (LayerCheckPolicy):
+# the operator's, which nothing in the rehearsal runs with, so they stay lists (docs/deploy.md says which is which).
 POLICIES = {
     "LedgerOperatorPolicy": frozenset(
         {
             ("dynamodb:Query", "{table_arn}/index/{status_index}"),
             ("dynamodb:GetItem", "{table_arn}"),
             ("dynamodb:DeleteItem", "{table_arn}"),
+            ("dynamodb:UpdateItem", "{table_arn}"),  # scripts/ledger scrub
             ("dynamodb:DescribeTable", "{table_arn}"),
             ("dynamodb:DescribeTimeToLive", "{table_arn}"),
             *_SECRETS_GRANTS,
@@ -125,32 +99,6 @@ POLICIES = {
         }
     ),
 }
-# Each variable both functions read: a template parameter's value ("param"), the ledger's name, or a fixed value.
-ENVIRONMENT: dict[str, tuple[str, str]] = {
-    "SSM_PARAMETER_PREFIX": ("param", "SsmParameterPrefix"),
-    "DEVIN_API_BASE_URL": ("param", "DevinApiBaseUrl"),
-    "EVENT_TYPES": ("param", "EventTypes"),
-    "FOLLOW_UP_EVENT_TYPES": ("param", "FollowUpEventTypes"),
-    "PRIORITIES": ("param", "Priorities"),
-    "URGENCIES": ("param", "Urgencies"),
-    "DEVIN_PLAYBOOK_ID": ("param", "DevinPlaybookId"),
-    "LEDGER_RETENTION_DAYS": ("param", "LedgerRetentionDays"),
-    "PAGERDUTY_API_BASE_URL": ("param", "PagerDutyApiBaseUrl"),
-    "PAGERDUTY_READ_SECONDS": ("param", "PagerDutyReadSeconds"),
-    "FOLLOW_UP_DAYS": ("param", "FollowUpDays"),
-    "MAX_EVENT_AGE_HOURS": ("param", "MaxEventAgeHours"),
-    "TRACING": ("param", "Tracing"),
-    "TABLE_NAME": ("table", ""),
-    "POWERTOOLS_SERVICE_NAME": ("value", "pagerduty-postmortem"),
-    "POWERTOOLS_METRICS_NAMESPACE": ("value", "PagerDutyPostmortem"),
-    "POWERTOOLS_PARAMETERS_MAX_AGE": ("value", "300"),
-    "POWERTOOLS_LOG_LEVEL": ("value", "INFO"),
-    "AWS_ENDPOINT_URL": ("value", ""),
-}
-# The ledger's key and indexes as the code reads them: (attribute, type, key type), by index name.
-TABLE_KEY = [("incident_id", "S", "HASH")]
-RANGE_KEYS = {"following": ("session_recorded_epoch", "N"), "by-status": ("recorded_at", "S")}
-
 # Resource types moto's CloudFormation creates, each checked to exist after create_stack (moto skips a type it
 # does not know with only a warning, so "CREATE_COMPLETE" alone proves nothing).
 CREATED = {
@@ -184,14 +132,16 @@ UNPROVABLE = [
     "API Gateway: the HTTP API, its stage, route, throttling and the permission's effect (left out; the webhook URL"
     " is a placeholder)",
     "the alarms, the dashboard, the alarm e-mail subscription and the saved Logs Insights queries (left out)",
-    "the Powertools layer: that the ARN resolves in your region and holds the pinned release (moto drops Layers;"
-    " run scripts/doctor --stack after the deploy)",
-    "arm64 and X-Ray tracing: moto creates x86_64 functions without tracing (the values CloudFormation is given"
-    " are checked above)",
+    "the Powertools layer: that its ARN resolves in your region and holds the pinned release (the rehearsal ran"
+    " a layer installed as Powertools builds it, and checked the ARN against powertools-layer.toml; run"
+    " scripts/doctor --stack after the deploy)",
+    "arm64 and X-Ray tracing: the functions ran on this machine's architecture, with its builds of their compiled"
+    " wheels, and their traces went nowhere (the values CloudFormation is given are checked above)",
     "the table's TTL (the rehearsal applied it itself), point-in-time recovery and encryption: moto's CloudFormation"
     " ignores them",
-    "IAM enforcement: moto creates roles and policies but enforces none; a missing permission shows only when the"
-    " function runs in AWS. The roles' managed policies are checked in the transformed template only",
+    "IAM as AWS evaluates it: moto enforced each role's actions; resources and conditions were read, not"
+    " evaluated, kms:Decrypt was never called, and the roles' managed policies are checked in the transformed"
+    " template only",
     "your account: quotas, names already taken, a stack in another state, the real Devin and PagerDuty",
 ]
 
@@ -305,6 +255,71 @@ def with_snippet(samconfig_text: str, snippet: str) -> str:
 
 # --- the template, transformed, with the types moto cannot create left out -------------------------------------
 
+# CloudFormation's pseudo parameters: names a Ref or Fn::Sub may use that the template does not declare.
+PSEUDO_PARAMETERS = frozenset(
+    {
+        "AWS::AccountId",
+        "AWS::NotificationARNs",
+        "AWS::NoValue",
+        "AWS::Partition",
+        "AWS::Region",
+        "AWS::StackId",
+        "AWS::StackName",
+        "AWS::URLSuffix",
+    }
+)
+
+
+def dangling_references(template: Mapping[str, Any]) -> list[str]:
+    """Each Ref, Fn::GetAtt, Fn::Sub name, DependsOn and condition that names nothing the template declares, with
+    where it is and the missing logical id: CloudFormation refuses the stack for it, and moto's refusal names only
+    the resource that holds it. Run on the transformed template, where SAM's generated resources are declared."""
+    resources = set(template.get("Resources") or {})
+    names = resources | set(template.get("Parameters") or {}) | PSEUDO_PARAMETERS
+    conditions = set(template.get("Conditions") or {})
+    problems: list[str] = []
+
+    def missing(where: str, kind: str, target: str, known: set[str] | frozenset[str]) -> None:
+        if target not in known:
+            problems.append(f"{where}: {kind} {target}, which the template does not declare")
+
+    def walk(node: Any, where: str, local: frozenset[str] = frozenset()) -> None:
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{where}[{index}]", local)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            inner = f"{where}.{key}"
+            if key == "Ref" and isinstance(value, str):
+                missing(where, "Ref", value, names | local)
+            elif key == "Fn::GetAtt":
+                target = value.split(".", 1)[0] if isinstance(value, str) else str(as_list(value)[0])
+                missing(where, "Fn::GetAtt", target, resources)
+            elif key == "Fn::Sub":
+                text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1])
+                for name in re.findall(r"\$\{([^!}][^}]*)\}", str(text)):
+                    missing(where, "Fn::Sub ${...}", name.split(".", 1)[0], names | set(variables))
+                walk(variables, inner, local)
+            elif key in ("Fn::If", "Condition") and where.count(".") > 1:
+                condition = value[0] if key == "Fn::If" else value
+                if isinstance(condition, str):
+                    missing(where, key, condition, conditions)
+                walk(value, inner, local)
+            else:
+                walk(value, inner, local)
+
+    for name, resource in (template.get("Resources") or {}).items():
+        for target in as_list(resource.get("DependsOn") or []):
+            missing(name, "DependsOn", str(target), resources)
+        if isinstance(resource.get("Condition"), str):
+            missing(name, "Condition", resource["Condition"], conditions)
+        walk(resource.get("Properties") or {}, f"{name}.Properties")
+    for section in ("Outputs", "Conditions"):
+        walk(template.get(section) or {}, section)
+    return problems
+
 
 def placeholder(name: str, attribute: str | None = None) -> str:
     return f"rehearsal-left-out-{name}{'-' + attribute if attribute else ''}".lower()
@@ -397,6 +412,12 @@ def capability_problems(template: dict[str, Any], capabilities: list[str]) -> li
 # --- the build -------------------------------------------------------------------------------------------------
 
 
+def functions_of(template: Mapping[str, Any]) -> list[str]:
+    """The logical ids of a template's functions, before the SAM transform or after it."""
+    kinds = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    return [name for name, resource in (template.get("Resources") or {}).items() if resource.get("Type") in kinds]
+
+
 def _without_build_marks(template: dict[str, Any]) -> dict[str, Any]:
     """A template as `sam build` writes it, less what sam build changes: CodeUri and Metadata.SamResourceId."""
     copy = json.loads(json.dumps(template))
@@ -421,7 +442,7 @@ def build_problems(source: Path, build_dir: Path) -> list[str]:
         return [f"the build in {build_dir} is not of {source}: run the rehearsal without --skip-build"]
     problems = []
     sources = [path for path in sorted(HANDLER.rglob("*")) if path.is_file() and "__pycache__" not in path.parts]
-    for function in FUNCTIONS:
+    for function in functions_of(load_template(source)):
         for path in sources:
             built = build_dir / function / path.relative_to(HANDLER)
             if not built.is_file() or built.read_bytes() != path.read_bytes():
@@ -521,32 +542,18 @@ class Moto:
 # --- checks of the created stack -----------------------------------------------------------------------------
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def _services(statement: Mapping[str, Any]) -> set[str]:
     principal = statement.get("Principal")
-    return {str(s) for s in _as_list(principal.get("Service", []))} if isinstance(principal, dict) else set()
-
-
-def _document(raw: Any) -> dict[str, Any]:
-    """A policy document as moto answers it: a dict, JSON, or (for a role's inline policy) a Python repr."""
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return ast.literal_eval(raw)
+    return {str(s) for s in as_list(principal.get("Service", []))} if isinstance(principal, dict) else set()
 
 
 def grants(document: Mapping[str, Any]) -> set[tuple[str, str]]:
     return {
         (action, resource)
-        for statement in _as_list(document.get("Statement", []))
+        for statement in as_list(document.get("Statement", []))
         if statement.get("Effect") == "Allow"
-        for action in _as_list(statement.get("Action", []))
-        for resource in _as_list(statement.get("Resource", []))
+        for action in as_list(statement.get("Action", []))
+        for resource in as_list(statement.get("Resource", []))
     }
 
 
@@ -581,7 +588,7 @@ class Stack:
             "stack_arn": f"arn:{partition}:cloudformation:{self.region}:{self.account}:stack/{self.name}/*",
             "layer_arn": self.outputs.get(f"{RESOLVED}LayersPagerDutyPostmortemFunction", ""),
         }
-        for function in FUNCTIONS:
+        for function in functions_of(self.template):
             values[f"function_arn:{function}"] = (
                 f"arn:{partition}:lambda:{self.region}:{self.account}:function:{self.physical.get(function, '?')}"
             )
@@ -654,7 +661,7 @@ def _exists(stack: Stack, name: str, resource: dict[str, Any]) -> str | None:
 
 def _function_of(stack: Stack, reference: Any) -> str:
     if isinstance(reference, dict):
-        target = reference.get("Ref") or _as_list(reference.get("Fn::GetAtt", [""]))[0]
+        target = reference.get("Ref") or as_list(reference.get("Fn::GetAtt", [""]))[0]
         return stack.physical.get(str(target).split(".")[0], str(reference))
     return str(reference)
 
@@ -664,7 +671,7 @@ def _permission_problem(stack: Stack, props: dict[str, Any]) -> str | None:
 
     function = _function_of(stack, props.get("FunctionName"))
     try:
-        policy = _document(stack.clients("lambda").get_policy(FunctionName=function)["Policy"])
+        policy = document(stack.clients("lambda").get_policy(FunctionName=function)["Policy"])
     except ClientError:
         return f"{function} has no resource policy"
     principals = {service for statement in policy.get("Statement", []) for service in _services(statement)}
@@ -688,113 +695,44 @@ def check_outputs(stack: Stack, gone: Mapping[str, str], report: Report) -> None
     report.check(not problems, f"{len(declared)} outputs: {', '.join(shown)}", "; ".join(problems))
 
 
-def expected_environment(stack: Stack) -> dict[str, str]:
-    table = stack.physical["LedgerTable"]
-    source = {"param": stack.parameters.get, "table": lambda _: table, "value": lambda value: value}
-    return {name: str(source[kind](arg)) for name, (kind, arg) in ENVIRONMENT.items()}
-
-
-def check_functions(stack: Stack, report: Report, code: Callable[[str], zipfile.ZipFile]) -> None:
-    functions = {n for n, r in stack.template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
-    report.check(
-        functions == set(FUNCTIONS),
-        f"the functions are the ones the code has: {', '.join(sorted(FUNCTIONS))}",
-        f"the template has {', '.join(sorted(functions)) or 'none'}: give scripts/rehearse_deploy.py a contract for"
-        " each",
-    )
-    values = stack.arns
-    for name, contract in FUNCTIONS.items():
-        if name not in functions:
-            continue
-        lambda_ = stack.clients("lambda")
+def check_functions(
+    stack: Stack, source: Mapping[str, Any], report: Report, code: Callable[[str], zipfile.ZipFile]
+) -> None:
+    """What running the functions cannot show: each package ships scripts/build's bytecode and no Powertools of its
+    own, a function behind the HTTP API gives up before the API does, and each role (trust, managed policies)."""
+    lambda_ = stack.clients("lambda")
+    for name in functions_of(stack.template):
         config = lambda_.get_function_configuration(FunctionName=stack.physical[name])
-        facts = {
-            "handler": (config.get("Handler"), contract.handler),
-            "runtime": (config.get("Runtime"), RUNTIME),
-            "memory": (config.get("MemorySize"), contract.memory_mb),
-            "timeout": (config.get("Timeout"), contract.timeout_seconds),
-        }
-        wrong = [
-            f"{what} is {found}, the code needs {wanted}" for what, (found, wanted) in facts.items() if found != wanted
-        ]
-        report.check(
-            not wrong,
-            f"{name}: handler {contract.handler}, {RUNTIME}, {contract.memory_mb} MB, {contract.timeout_seconds} s"
-            f" ({contract.why})",
-            "; ".join(wrong),
-        )
-        check_package(name, str(config.get("Handler", "")), code(name), report)
-        check_environment(stack, name, config, report)
-        check_role(stack, name, config, _fill(contract.grants, values), report)
+        check_package(name, str(config.get("Handler", "")), str(config.get("Runtime", "")), code(name), report)
+        events = ((source["Resources"].get(name) or {}).get("Properties") or {}).get("Events") or {}
+        if any(event.get("Type") == "HttpApi" for event in events.values()):
+            timeout = int(config.get("Timeout") or 0)
+            report.check(
+                timeout < HTTP_API_TIMEOUT_SECONDS,
+                f"{name}: timeout {timeout} s, under the HTTP API's {HTTP_API_TIMEOUT_SECONDS} s",
+                f"the HTTP API stops waiting after {HTTP_API_TIMEOUT_SECONDS} s and answers 503 itself",
+            )
+        check_role(stack, name, config, report)
 
 
-def check_package(name: str, handler: str, package: zipfile.ZipFile, report: Report) -> None:
-    """The code the function runs: the handler defined where Handler says, what handler/requirements.txt bundles,
-    scripts/build's bytecode, and not Powertools (it comes from the layer; bundled, it would shadow it)."""
-    module, _, function = handler.rpartition(".")
+def check_package(name: str, handler: str, runtime: str, package: zipfile.ZipFile, report: Report) -> None:
+    """scripts/build's bytecode of the Handler's module, and no Powertools of its own (from the layer; bundled, it
+    would shadow it)."""
     files = set(package.namelist())
-    source = f"{module.replace('.', '/')}.py"
-    problems = []
-    if source not in files:
-        problems.append(f"the package has no {source} for Handler {handler}")
-    else:
-        tree = ast.parse(package.read(source))
-        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-        defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
-        if function not in defined:
-            problems.append(f"{source} defines no {function} (Handler {handler})")
-    tag = f"cpython-{RUNTIME.removeprefix('python').replace('.', '')}"
+    source = f"{handler.rpartition('.')[0].replace('.', '/')}.py"
+    tag = f"cpython-{runtime.removeprefix('python').replace('.', '')}"
     folder, _, stem = source.removesuffix(".py").rpartition("/")
-    if f"{folder + '/' if folder else ''}__pycache__/{stem}.{tag}.pyc" not in files:
+    problems = []
+    if source in files and f"{folder + '/' if folder else ''}__pycache__/{stem}.{tag}.pyc" not in files:
         problems.append(f"no {tag} bytecode for {source} (scripts/build compiles it)")
-    for requirement in _bundled_requirements():
-        if f"{requirement}/__init__.py" not in files:
-            problems.append(f"{requirement} (handler/requirements.txt) is not bundled")
     if any(path.startswith("aws_lambda_powertools/") for path in files):
         problems.append("Powertools is bundled: it must come from the layer")
-    report.check(
-        not problems,
-        f"{name}'s package: {handler} is defined, {', '.join(_bundled_requirements())} bundled, {tag} bytecode,"
-        " no Powertools of its own",
-        "; ".join(problems),
-    )
+    report.check(not problems, f"{name}'s package: {tag} bytecode, no Powertools of its own", "; ".join(problems))
 
 
-@functools.cache
-def _bundled_requirements() -> tuple[str, ...]:
-    names = []
-    for line in (HANDLER / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)", line.strip())
-        if match and not line.strip().startswith("#"):
-            names.append(match.group(1).lower().replace("-", "_"))
-    return tuple(names)
-
-
-def check_environment(stack: Stack, name: str, config: Mapping[str, Any], report: Report) -> None:
-    from bridge.config import Settings
-    from bridge.errors import ConfigurationError
-
-    # Lambda hands the function strings; moto keeps a Number parameter's value as a number.
-    found = {k: str(v) for k, v in (config.get("Environment") or {}).get("Variables", {}).items()}
-    wanted = expected_environment(stack)
-    problems = [f"{k} is {found[k]!r}, should be {v!r}" for k, v in wanted.items() if k in found and found[k] != v]
-    problems += [f"{k} missing" for k in wanted if k not in found]
-    problems += [f"{k} is not one the code reads" for k in found if k not in wanted]
-    try:
-        Settings.from_env(found)
-    except ConfigurationError as error:
-        problems.append(f"the function would refuse it: {error}")
-    report.check(
-        not problems,
-        f"{name}'s environment: {len(wanted)} variables from the stack's parameters and its table, accepted by"
-        " bridge.config.Settings",
-        "; ".join(problems),
-    )
-
-
-def check_role(
-    stack: Stack, name: str, config: Mapping[str, Any], wanted: set[tuple[str, str]], report: Report
-) -> None:
+def check_role(stack: Stack, name: str, config: Mapping[str, Any], report: Report) -> None:
+    """Lambda may assume the function's role, which is given the managed policies it needs (the run proves its own
+    statements)."""
     iam = stack.clients("iam")
     roles = {
         iam.get_role(RoleName=stack.physical[n])["Role"]["Arn"]: n
@@ -805,50 +743,21 @@ def check_role(
     if role is None:
         report.fail(f"{name}'s role {config.get('Role')} is none the stack created")
         return
-    physical = stack.physical[role]
-    trust = _document(iam.get_role(RoleName=physical)["Role"]["AssumeRolePolicyDocument"])
+    trust = document(iam.get_role(RoleName=stack.physical[role])["Role"]["AssumeRolePolicyDocument"])
     services = {service for statement in trust.get("Statement", []) for service in _services(statement)}
-    statements = [
-        statement
-        for policy in iam.list_role_policies(RoleName=physical)["PolicyNames"]
-        for statement in _as_list(
-            _document(iam.get_role_policy(RoleName=physical, PolicyName=policy)["PolicyDocument"]).get("Statement", [])
-        )
-    ]
-    found = grants({"Statement": statements})
-    problems = [] if "lambda.amazonaws.com" in services else [f"Lambda may not assume it ({sorted(services)})"]
-    if found != wanted:
-        problems.append(_describe_grants(found, wanted))
-    problems += _kms_problems(stack, statements)
-    report.check(
-        not problems,
-        f"{name}'s role {role}: {len(wanted)} grants, each what the code calls, on this stack's ARNs",
-        "; ".join(problems),
-    )
     managed = stack.outputs.get(f"{RESOLVED}ManagedPolicies{role}", "").split()
     needed = ["AWSLambdaBasicExecutionRole"] + (
         ["AWSXrayWriteOnlyAccess"] if stack.parameters["Tracing"] == "Active" else []
     )
     absent = [policy for policy in needed if not any(arn.endswith(f"/{policy}") for arn in managed)]
+    problems = [] if "lambda.amazonaws.com" in services else [f"Lambda may not assume it ({sorted(services)})"]
+    problems += [f"missing {', '.join(absent)}"] if absent else []
     report.check(
-        not absent,
-        f"{role} is given {', '.join(needed)} (in the transformed template: moto does not attach them)",
-        f"missing {', '.join(absent)}",
+        not problems,
+        f"{name}'s role {role}: Lambda may assume it, and it is given {', '.join(needed)} (in the transformed"
+        " template: moto does not attach them)",
+        "; ".join(problems),
     )
-
-
-def _kms_problems(stack: Stack, statements: list[dict[str, Any]]) -> list[str]:
-    via = f"ssm.{stack.region}.amazonaws.com"
-    prefix_arn = stack.arns["prefix_arn"]
-    wanted = {
-        "StringEquals": {"kms:ViaService": via},
-        "StringLike": {"kms:EncryptionContext:PARAMETER_ARN": prefix_arn},
-    }
-    return [
-        f"kms:Decrypt is not limited to SSM reading {prefix_arn} (Condition {s.get('Condition')})"
-        for s in statements
-        if "kms:Decrypt" in _as_list(s.get("Action")) and s.get("Condition") != wanted
-    ]
 
 
 def check_policies(stack: Stack, report: Report) -> None:
@@ -859,51 +768,18 @@ def check_policies(stack: Stack, report: Report) -> None:
             report.fail(f"{name}: the stack has no such policy")
             continue
         version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-        document = _document(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
-        wanted, found = _fill(patterns, values), grants(document)
+        policy = document(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+        wanted, found = _fill(patterns, values), grants(policy)
         problems = [_describe_grants(found, wanted)] if found != wanted else []
-        problems += _kms_problems(stack, _as_list(document.get("Statement", [])))
+        if any(action.startswith("ssm:GetParameter") for action, _ in found):
+            under = stack.arns["prefix_arn"].removesuffix("*")
+            secure = [under + n for n, (kind, _) in SEEDED.items() if kind == "SecureString"]
+            statements = as_list(policy.get("Statement"))
+            problems += decrypt_problems(statements, secure, stack.region, stack.account, name)[1]
         attached = iam.get_policy(PolicyArn=arn)["Policy"].get("AttachmentCount", 0)
         if attached:
             problems.append(f"attached to {attached} principal(s): it is for the operator to attach")
         report.check(not problems, f"{name}: {len(wanted)} grants, attached to nobody", "; ".join(problems))
-
-
-def check_table(stack: Stack, report: Report) -> None:
-    from bridge.ledger import FOLLOWING, FOLLOWING_INDEX
-
-    from scripts.ledger_cli import INDEX
-
-    table = stack.clients("dynamodb").describe_table(TableName=stack.physical["LedgerTable"])["Table"]
-    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
-
-    def key(schema: list[dict[str, str]]) -> list[tuple[str, str, str]]:
-        return [(k["AttributeName"], types.get(k["AttributeName"], "?"), k["KeyType"]) for k in schema]
-
-    wanted_indexes = {
-        FOLLOWING_INDEX: [(FOLLOWING, "S", "HASH"), (*RANGE_KEYS["following"], "RANGE")],
-        INDEX: [("status", "S", "HASH"), (*RANGE_KEYS["by-status"], "RANGE")],
-    }
-    found_indexes = {
-        i["IndexName"]: (key(i["KeySchema"]), i.get("Projection", {}).get("ProjectionType"))
-        for i in table.get("GlobalSecondaryIndexes", [])
-    }
-    problems = []
-    if key(table["KeySchema"]) != TABLE_KEY:
-        problems.append(f"key {key(table['KeySchema'])}, the code needs {TABLE_KEY}")
-    for index, schema in wanted_indexes.items():
-        if found_indexes.get(index) != (schema, "ALL"):
-            problems.append(f"index {index} is {found_indexes.get(index)}, the code needs {(schema, 'ALL')}")
-    problems += [f"index {index} is not one the code reads" for index in set(found_indexes) - set(wanted_indexes)]
-    billing = (table.get("BillingModeSummary") or {}).get("BillingMode")
-    if billing != "PAY_PER_REQUEST":
-        problems.append(f"billing {billing}, not PAY_PER_REQUEST")
-    report.check(
-        not problems,
-        f"LedgerTable: key incident_id (S), indexes {FOLLOWING_INDEX} and {INDEX} with the keys the code queries,"
-        " billed per request",
-        "; ".join(problems),
-    )
 
 
 def check_schedule(stack: Stack, report: Report) -> None:
@@ -919,7 +795,7 @@ def check_schedule(stack: Stack, report: Report) -> None:
             problems.append(f"{rule} runs on {described.get('ScheduleExpression')!r}, not {wanted!r}")
         if targets != {function_arn}:
             problems.append(f"{rule} targets {sorted(targets)}, not FollowUpFunction")
-        policy = _document(lambda_.get_policy(FunctionName=function)["Policy"])
+        policy = document(lambda_.get_policy(FunctionName=function)["Policy"])
         sources = {
             str(s.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn"))
             for s in policy.get("Statement", [])
@@ -937,7 +813,7 @@ def check_schedule(stack: Stack, report: Report) -> None:
 def check_logs(stack: Stack, report: Report) -> None:
     logs, lambda_ = stack.clients("logs"), stack.clients("lambda")
     problems = []
-    for function in FUNCTIONS:
+    for function in functions_of(stack.template):
         name = f"/aws/lambda/{stack.name}/{function}"
         groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]}
         retention = groups.get(name, {}).get("retentionInDays")
@@ -956,32 +832,27 @@ def check_logs(stack: Stack, report: Report) -> None:
 
 
 def check_resolved(stack: Stack, report: Report) -> None:
-    """What CloudFormation is asked for and moto does not apply: the layer, arm64, tracing (resolved by moto)."""
+    """What CloudFormation is asked for and moto does not apply (resolved by moto): the layer, which must be the one
+    that carries the pinned Powertools release in the stack's region (powertools-layer.toml), arm64, tracing."""
+    mapping = load_mapping()
+    wanted = mapping.arn(stack.region)
     problems = []
-    layer_name = f"AWSLambdaPowertoolsPythonV3-{RUNTIME.replace('.', '')}-{ARCHITECTURE}"
-    layers = set()
-    for function in FUNCTIONS:
+    for function in functions_of(stack.template):
         layer = stack.outputs.get(f"{RESOLVED}Layers{function}", "")
-        layers.add(layer)
-        match = re.fullmatch(r"arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:layer:([A-Za-z0-9_-]+):\d+", layer)
-        if not match:
-            problems.append(f"{function}'s layer is {layer!r}, not one layer version ARN")
-        elif match.group(1) != stack.region:
-            problems.append(f"{function}'s layer {layer} is in {match.group(1)}, the stack in {stack.region}")
-        elif match.group(2) != layer_name or layer.rpartition(":")[2] != str(
-            stack.parameters["PowertoolsLayerVersion"]
-        ):
+        if layer != wanted:
             problems.append(
-                f"{function}'s layer {layer} is not {layer_name}:{stack.parameters['PowertoolsLayerVersion']}"
+                f"{function}'s layer is {layer or 'none'}, not {wanted}, which carries Powertools {mapping.release}"
+                f" in {stack.region} (powertools-layer.toml)"
             )
-        if stack.outputs.get(f"{RESOLVED}Architectures{function}") != ARCHITECTURE:
-            problems.append(f"{function} is {stack.outputs.get(f'{RESOLVED}Architectures{function}')}")
+        architecture = stack.outputs.get(f"{RESOLVED}Architectures{function}")
+        if architecture != mapping.architecture:
+            problems.append(f"{function} is {architecture}, the layer's architecture is {mapping.architecture}")
         if stack.outputs.get(f"{RESOLVED}Tracing{function}") != stack.parameters["Tracing"]:
             problems.append(f"{function} traces {stack.outputs.get(f'{RESOLVED}Tracing{function}')!r}")
     report.check(
         not problems,
-        f"asked of CloudFormation, not applied by moto: {ARCHITECTURE}, tracing {stack.parameters['Tracing']},"
-        f" layer {' '.join(sorted(layers))}",
+        f"asked of CloudFormation, not applied by moto: {mapping.architecture}, tracing {stack.parameters['Tracing']},"
+        f" layer {wanted}",
         "; ".join(problems),
     )
 
@@ -1129,8 +1000,7 @@ def _rehearse(options: Options, write: Callable[[str], None]) -> int:
         checks: list[Callable[[], None]] = [
             lambda: check_resources(stack, report),
             lambda: check_outputs(stack, gone, report),
-            lambda: check_functions(stack, report, functools.partial(_package, moto, stack)),
-            lambda: check_table(stack, report),
+            lambda: check_functions(stack, template, report, functools.partial(_package, moto, stack)),
             lambda: check_schedule(stack, report),
             lambda: check_logs(stack, report),
             lambda: check_policies(stack, report),
@@ -1138,6 +1008,21 @@ def _rehearse(options: Options, write: Callable[[str], None]) -> int:
             lambda: report.section(f"scripts/doctor --stack {stack_name} (every connection beyond loopback refused)"),
             lambda: _apply_ttl(stack, report),
             lambda: run_doctor(stack, env, report),
+            lambda: report.section(
+                "the built functions, run: a Lambda-like Python 3.13 with their package, the Powertools layer and the"
+                " runtime's boto3, each with its role's actions enforced by moto"
+            ),
+            lambda: run_functions(
+                Scene(
+                    stack,
+                    report,
+                    functools.partial(_package, moto, stack),
+                    scratch,
+                    {**SEEDED, **SEEDED_FOR_THE_RUN},
+                    env,
+                ),
+                template,
+            ),
         ]
         for check in checks:
             try:
@@ -1173,6 +1058,8 @@ def _read_settings(reading: Step, options: Options, template: dict[str, Any], re
         report.write(_tail(reading.err))
         return None
     environments = json.loads(out)[str(options.samconfig)]
+    mapping, pinned = load_mapping(), pinned_powertools()
+    defaults = {n: str(p.get("Default", "")) for n, p in template.get("Parameters", {}).items()}
     for name, settings in environments.items():
         problems = settings_problems(settings, template)
         count = len(settings.get("parameter_overrides") or {})
@@ -1181,6 +1068,13 @@ def _read_settings(reading: Step, options: Options, template: dict[str, Any], re
             f"[{name}] {count} overrides, each a parameter of {options.template.name} and a value it allows",
             "; ".join(problems),
         )
+        if "error" not in settings:
+            parameters = {**defaults, **(settings.get("parameter_overrides") or {})}
+            problems = layer_problems(mapping, template, parameters, settings.get("region"), pinned)
+            if problems:
+                report.fail(f"[{name}] the Powertools layer: {'; '.join(problems)}")
+            else:
+                report.ok(f"[{name}] {layer_line(mapping, settings.get('region'))}")
     if options.config_env not in environments:
         report.fail(f"{options.samconfig.name} has no environment {options.config_env}")
         return None
@@ -1241,6 +1135,7 @@ def _deploy(
     )
 
     created, gone, problems = leave_out(transformed)
+    problems += dangling_references(transformed)
     problems += capability_problems(transformed, list(settings.get("capabilities") or []))
     if problems:
         raise Failed("; ".join(problems))
