@@ -13,8 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
@@ -26,14 +25,12 @@ from bridge.parameters import Parameters
 from bridge.timing import DEVIN, DYNAMODB, PAGERDUTY, SSM, Timings
 from bridge.tracing import Tracing
 from bridge.webhook.event import parse_event
+from bridge.webhook.gateway import HttpApi, answer
 from bridge.webhook.policy import ROUTING, Delivery, Ignored, select
 from bridge.webhook.signature import authenticate
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-Route = Callable[[], dict[str, Any]]
-Failure = Callable[[Any], dict[str, Any]]
 
 logger = Logger()
 # At DEBUG botocore logs whole answers, the decrypted SSM parameters among them: whatever level an operator
@@ -44,83 +41,6 @@ logging.getLogger("botocore").setLevel(logging.INFO)
 tracing = Tracing(patch_modules=("botocore",))
 # The template sets the namespace; without one Powertools refuses to flush, and every answer would be lost.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PagerDutyPostmortem")
-
-
-class Request(NamedTuple):
-    """What the function reads of API Gateway's HTTP API event (payload 2.0), read as Powertools' API Gateway event
-    data class reads it: the method and the path without a stage that is not $default."""
-
-    method: str
-    path: str
-    body: str | None
-    is_base64_encoded: bool | None
-    headers: dict[str, str]
-
-    @classmethod
-    def of(cls, event: dict[str, Any]) -> Request:
-        context = event["requestContext"]
-        stage, path = context["stage"], event["rawPath"]
-        return cls(
-            method=context["http"]["method"],
-            path=path if stage == "$default" else path[len("/" + stage) :],
-            body=event.get("body"),
-            is_base64_encoded=event.get("isBase64Encoded"),
-            headers=event.get("headers") or {},
-        )
-
-
-class HttpApi:
-    """What the function uses of Powertools' event handler (APIGatewayHttpResolver), without importing it: its
-    package loads a resolver for every event source and asyncio for AppSync's, and Powertools' data classes package
-    (its API Gateway event class included) the class of every event source, together a fifth of boto3's import at
-    every cold start (docs/performance.md, Init). The route, exception handlers by class, the 404 and the answer's
-    shape are the event handler's own."""
-
-    def __init__(self) -> None:
-        self._routes: dict[tuple[str, str], Route] = {}
-        self._failures: dict[type[Exception], Failure] = {}
-        self.current_event: Request | None = None
-        self.lambda_context: Any = None
-
-    def post(self, path: str) -> Callable[[Route], Route]:
-        def register(route: Route) -> Route:
-            self._routes["POST", path] = route
-            return route
-
-        return register
-
-    def exception_handler(self, kind: type[Exception]) -> Callable[[Failure], Failure]:
-        def register(handler: Failure) -> Failure:
-            self._failures[kind] = handler
-            return handler
-
-        return register
-
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self.current_event, self.lambda_context = Request.of(event), context
-        route = self._routes.get((self.current_event.method.upper(), self.current_event.path))
-        if route is None:
-            return answer(404, '{"statusCode":404,"message":"Not found"}')
-        try:
-            return route()
-        except Exception as error:
-            # The handler registered for the nearest class, as the event handler looks it up; without one the failure
-            # propagates.
-            handler = next((self._failures[c] for c in type(error).__mro__ if c in self._failures), None)
-            if handler is None:
-                raise
-            return handler(error)
-
-
-def answer(status: int, body: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """An HTTP API (payload 2.0) answer as Powertools' event handler shapes a JSON Response: no cookies."""
-    return {
-        "statusCode": status,
-        "body": body,
-        "isBase64Encoded": False,
-        "headers": {**(headers or {}), "Content-Type": "application/json"},
-        "cookies": [],
-    }
 
 
 app = HttpApi()

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import os
 from types import SimpleNamespace
 
 from tests.support.events import api_event, incident, payload
 
 
 def test_without_a_metrics_namespace_the_answer_still_arrives(handler_module, invoke, monkeypatch) -> None:
+    namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE")
     importlib.reload(handler_module)
     try:
         answer = invoke(api_event(payload("pagey-ping.json")))
     finally:
-        monkeypatch.undo()
+        # Only the namespace is put back (monkeypatch.undo would drop the env fixture's variables too, and the module
+        # reloaded without them would log "service_undefined" for every later test).
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", namespace)
         importlib.reload(handler_module)
 
     assert answer.status == 200
