@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import atheris
+from json_paths import paths  # beside this file: the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "handler"))
@@ -127,19 +128,8 @@ def _value(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> Any:
     return {_text(fdp)[:20]: _value(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 3))}
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
 RESULT = valid_result()
-RESULT_PATHS = [path for path in _paths(RESULT) if path]
+RESULT_PATHS = [path for path in paths(RESULT) if path]
 
 
 def _output(fdp: atheris.FuzzedDataProvider) -> Any:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import atheris
+from json_paths import paths  # beside this file: the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "handler"))
@@ -51,18 +52,7 @@ BOTH_SCHEMES = Credentials(
 SAMPLE = json.loads((ROOT / "events" / "payloads" / "incident-resolved-p1.json").read_text(encoding="utf-8"))
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
-PATHS = _paths(SAMPLE)
+PATHS = paths(SAMPLE)
 # Entry prefixes a verifier might trip over; the fuzzer fills in the rest of each entry.
 PREFIXES = ["v1=", " v1=", "v1= ", "V1=", "v1", "v2=", "sha256=", "", " "]
 
